@@ -1,0 +1,126 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import type { DestinationStream, Logger } from "pino";
+import type { Config } from "./config.js";
+import { type Database, openDatabase } from "./db/client.js";
+import type { Deps } from "./domain/deps.js";
+import { loadServiceSecrets } from "./domain/service-secrets.js";
+import { seedSettings } from "./domain/settings.js";
+import { bootstrapAdmin } from "./domain/user.js";
+import { createGraphQLWebSocketServer } from "./graphql/ws.js";
+import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
+import { registerHealthRoutes } from "./http/health.js";
+import { createLogger } from "./logger.js";
+
+export interface BuildAppOptions {
+  readonly config: Config;
+  /** Where logs go (default stdout); tests capture them to check that no secret is logged. */
+  readonly logDestination?: DestinationStream;
+  /** Called for every SQL statement (tests count statements to prove batching). */
+  readonly onQuery?: (sql: string) => void;
+}
+
+export interface App {
+  /** Opens and migrates the database, bootstraps the admin and listens. */
+  start(): Promise<{ url: string; port: number }>;
+  /** Graceful: stops accepting, finishes in-flight requests, closes sockets and the database. */
+  stop(): Promise<void>;
+  /** Available once started. */
+  readonly deps: Deps;
+}
+
+/** Builds the service. Nothing happens until `start()`: importing or building has no side effects. */
+export function buildApp(options: BuildAppOptions): App {
+  const { config } = options;
+  let deps: Deps | undefined;
+  let http: FastifyInstance | undefined;
+  let ws: ReturnType<typeof createGraphQLWebSocketServer> | undefined;
+  let database: Database | undefined;
+
+  return {
+    get deps() {
+      if (!deps) throw new Error("the app is not started");
+      return deps;
+    },
+    async start() {
+      const log = createLogger(config.logLevel, options.logDestination);
+      database = await openDatabase({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        onQuery: options.onQuery,
+      });
+      const secrets = await loadServiceSecrets(config, database, log);
+      deps = Object.freeze({ config, database, db: database.db, secrets, log });
+      await seedSettings(deps);
+      const admin = await bootstrapAdmin(deps);
+      if (admin?.generatedPassword) {
+        // Printed once, outside the structured log, so that log shipping never carries it.
+        process.stdout.write(
+          `\nCreated admin user "${admin.username}" with generated password: ${admin.generatedPassword}\n` +
+            "Store it now: it is not shown again. Set ADMIN_PASSWORD to choose it yourself.\n\n",
+        );
+      } else if (admin) {
+        log.info({ username: admin.username }, "created admin user");
+      }
+
+      http = createHttpServer(deps, log);
+      ws = createGraphQLWebSocketServer(deps, createGraphQLServer(deps));
+      http.server.on("upgrade", ws.handleUpgrade);
+      await http.listen({ host: config.host, port: config.port });
+      const address = http.server.address();
+      const port = typeof address === "object" && address ? address.port : config.port;
+      const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+      return { url: `http://${host}:${port}`, port };
+    },
+    async stop() {
+      await ws?.close();
+      await http?.close();
+      await database?.close();
+      ws = undefined;
+      http = undefined;
+      database = undefined;
+    },
+  };
+}
+
+function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
+    bodyLimit: deps.config.limits.httpBody,
+    forceCloseConnections: "idle",
+    return503OnClosing: true,
+  });
+  const yoga = createGraphQLServer(deps);
+
+  app.route({
+    url: GRAPHQL_PATH,
+    method: ["GET", "POST", "OPTIONS"],
+    handler: async (request, reply) => {
+      const response = await yoga.handleNodeRequestAndResponse(request, reply, {});
+      response.headers.forEach((value, key) => {
+        reply.header(key, value);
+      });
+      reply.status(response.status);
+      reply.send(response.body);
+      return reply;
+    },
+  });
+  registerHealthRoutes(app, deps.database);
+
+  // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, "unhandled error");
+    const message = status === 500 ? "internal server error" : error.message;
+    if (request.url.startsWith(GRAPHQL_PATH)) {
+      return reply.status(status).send({ errors: [{ message, extensions: { code: error.code ?? "BAD_REQUEST" } }] });
+    }
+    return reply.status(status).send({ error: status === 500 ? "server_error" : "invalid_request", message });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.status(404).send({ error: "not_found", message: "not found" }));
+  return app;
+}
+
+/** Request log lines: method, path without query string (it may carry credentials), client address. */
+function serializeRequest(request: { method: string; url: string; ip?: string }) {
+  return { method: request.method, path: request.url.split("?")[0], remoteAddress: request.ip };
+}

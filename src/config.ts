@@ -1,0 +1,108 @@
+import { z } from "zod";
+
+/** Booleans from the environment: only the obvious spellings, anything else is an error. */
+const flag = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+/** A validity period in seconds: negative = never expires, zero is meaningless. */
+const validity = z.coerce
+  .number()
+  .int()
+  .refine((v) => v !== 0, "must not be 0 (use a negative value for tokens that never expire)");
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  DATA_DIR: z.string().min(1).default("./data"),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  ISSUER: z.url().optional(),
+  ADMIN_USERNAME: z.string().min(1).max(64).default("admin"),
+  ADMIN_PASSWORD: z.string().min(8).max(256).optional(),
+  TOKEN_HASH_KEY: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64,}$/, "must be at least 32 bytes, hex encoded")
+    .optional(),
+  APPLICATION_TOKEN_VALIDITY: validity.default(3600),
+  USER_TOKEN_VALIDITY: validity.default(3600),
+  REFRESH_TOKEN_VALIDITY: validity.default(86400),
+  GRAPHQL_INTROSPECTION: flag.optional(),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().positive().default(10),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().positive().default(15),
+  GRAPHQL_MAX_COST: z.coerce.number().int().positive().default(5000),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().positive().default(2000),
+  HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(102_400),
+  WS_MAX_PAYLOAD: z.coerce.number().int().positive().default(65_536),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+});
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  readonly env: "development" | "production" | "test";
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly dataDir: string;
+  readonly databaseUrl: string | undefined;
+  readonly issuer: string;
+  readonly admin: { readonly username: string; readonly password: string | undefined };
+  readonly tokenHashKey: string | undefined;
+  readonly validity: { readonly application: number; readonly user: number; readonly refresh: number };
+  readonly graphql: {
+    readonly introspection: boolean;
+    readonly maxDepth: number;
+    readonly maxAliases: number;
+    readonly maxCost: number;
+    readonly maxTokens: number;
+  };
+  readonly limits: { readonly httpBody: number; readonly wsPayload: number };
+  readonly shutdownTimeoutMs: number;
+}
+
+/** Raised at start when a setting is invalid; names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Parses the environment once into a frozen, typed configuration.
+ * This module is the only reader of `process.env` (see `.env.example` for every key).
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "not set", as in most .env tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    issuer: (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
+    admin: Object.freeze({ username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD }),
+    tokenHashKey: e.TOKEN_HASH_KEY,
+    validity: Object.freeze({
+      application: e.APPLICATION_TOKEN_VALIDITY,
+      user: e.USER_TOKEN_VALIDITY,
+      refresh: e.REFRESH_TOKEN_VALIDITY,
+    }),
+    graphql: Object.freeze({
+      introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== "production",
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+    }),
+    limits: Object.freeze({ httpBody: e.HTTP_BODY_LIMIT, wsPayload: e.WS_MAX_PAYLOAD }),
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  });
+}

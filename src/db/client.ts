@@ -1,0 +1,86 @@
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import type { Logger as DrizzleLogger } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import * as schema from "./schema/index.js";
+
+export type Schema = typeof schema;
+/** The drizzle database, whichever driver is underneath. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction or the database itself: domain functions accept either. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0] | Db;
+
+export interface Database {
+  readonly db: Db;
+  readonly driver: "pglite" | "postgres";
+  /** Runs a raw SQL text and returns its rows (health checks, partitions, advisory locks). */
+  raw<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Called once per SQL statement sent through drizzle (statement counting in tests, tracing). */
+  onQuery?: ((sql: string) => void) | undefined;
+}
+
+const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url));
+// Any constant: serialises migrations when several instances start on one PostgreSQL.
+const MIGRATION_LOCK = 7_301_842_019;
+
+/** Opens the database (postgres.js when a URL is given, embedded PGlite otherwise) and migrates it. */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  const logger: DrizzleLogger | undefined = options.onQuery
+    ? { logQuery: (query) => options.onQuery?.(query) }
+    : undefined;
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, logger)
+    : openPglite(options.dataDir, logger);
+}
+
+async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): Promise<Database> {
+  const inMemory = dataDir.startsWith("memory://");
+  const dir = inMemory ? dataDir : `${dataDir.replace(/\/+$/, "")}/pglite`;
+  if (!inMemory) await mkdir(dir, { recursive: true });
+  const client = await PGlite.create(dir);
+  const db = drizzlePglite({ client, schema, logger }) as unknown as Db;
+  await migratePglite(db as never, { migrationsFolder });
+  return {
+    db,
+    driver: "pglite",
+    raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
+    close: () => client.close(),
+  };
+}
+
+async function openPostgres(url: string, logger: DrizzleLogger | undefined): Promise<Database> {
+  const sql = postgres(url, { max: 10, onnotice: () => {}, connection: { application_name: "token-manager" } });
+  await migrateWithLock(url);
+  const db = drizzlePostgres({ client: sql, schema, logger }) as unknown as Db;
+  return {
+    db,
+    driver: "postgres",
+    raw: async <T>(text: string, params?: unknown[]) =>
+      (await sql.unsafe(text, (params ?? []) as never[])) as unknown as T[],
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+/** Migrations on one dedicated connection holding an advisory lock, so parallel starts do not race. */
+async function migrateWithLock(url: string): Promise<void> {
+  const single = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await single`select pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migratePostgres(drizzlePostgres({ client: single }), { migrationsFolder });
+    await single`select pg_advisory_unlock(${MIGRATION_LOCK})`;
+  } finally {
+    await single.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,45 @@
+import { index, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { applicationKeys } from "./application-key.js";
+import { users } from "./user.js";
+
+/** A rotation family: every refresh token descended from one login or password grant. */
+export const refreshTokenFamilies = pgTable(
+  "refresh_token_families",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, { onDelete: "cascade" }),
+    clientId: text("client_id").notNull(),
+    userStoreDomain: text("user_store_domain").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    revokeReason: text("revoke_reason"),
+  },
+  (t) => [index().on(t.userId)],
+);
+
+/** One refresh token of a family; each use rotates it (`usedAt`, `replacedById`). */
+export const refreshTokens = pgTable(
+  "refresh_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    familyId: uuid("family_id")
+      .notNull()
+      .references(() => refreshTokenFamilies.id, { onDelete: "cascade" }),
+    accessTokenId: uuid("access_token_id").notNull(),
+    tokenHash: text("token_hash").notNull(),
+    tokenCiphertext: text("token_ciphertext"),
+    encryptionKeyId: text("encryption_key_id"),
+    issuedAt: timestamp("issued_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+    replacedById: uuid("replaced_by_id"),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index().on(t.familyId), index().on(t.accessTokenId)],
+);
+
+export type RefreshTokenFamilyRow = typeof refreshTokenFamilies.$inferSelect;
+export type RefreshTokenRow = typeof refreshTokens.$inferSelect;

@@ -1,0 +1,50 @@
+import { index, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { applicationKeys } from "./application-key.js";
+import { applications } from "./application.js";
+import { keyType, tokenFormat, tokenKind } from "./enums.js";
+import { users } from "./user.js";
+
+/**
+ * Access tokens. List-partitioned by user store domain (the seeds' user token partitioning):
+ * the partitioned DDL is the hand-written migration beside the generated ones, so the primary key
+ * includes the partition key. The table never holds a usable token: `tokenHash` is a keyed hash
+ * of the value, `tokenCiphertext` (TOKEN_PERSISTENCE=encrypt) is AES-256-GCM under `encryptionKeyId`.
+ */
+export const accessTokens = pgTable(
+  "access_tokens",
+  {
+    id: uuid("id").notNull(),
+    userStoreDomain: text("user_store_domain").notNull(),
+    kind: tokenKind("kind").notNull(),
+    format: tokenFormat("format").notNull().default("OPAQUE"),
+    /** The OAuth client that holds the token (a consumer key, or `console` for the built-in client). */
+    clientId: text("client_id").notNull(),
+    applicationId: uuid("application_id").references(() => applications.id, { onDelete: "cascade" }),
+    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, { onDelete: "cascade" }),
+    keyType: keyType("key_type"),
+    userId: uuid("user_id").references(() => users.id, { onDelete: "cascade" }),
+    refreshFamilyId: uuid("refresh_family_id"),
+    scopes: text("scopes").array().notNull().default([]),
+    tokenHash: text("token_hash").notNull(),
+    tokenCiphertext: text("token_ciphertext"),
+    encryptionKeyId: text("encryption_key_id"),
+    issuedAt: timestamp("issued_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Null = never expires. */
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    revokeReason: text("revoke_reason"),
+    /** A regenerated token stays valid until then (grace period); the sweeper revokes it. */
+    revokeScheduledAt: timestamp("revoke_scheduled_at", { withTimezone: true }),
+    expiringSoonNotifiedAt: timestamp("expiring_soon_notified_at", { withTimezone: true }),
+    expiredNotifiedAt: timestamp("expired_notified_at", { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.id, t.userStoreDomain] }),
+    index("access_tokens_id_idx").on(t.id),
+    index("access_tokens_application_key_idx").on(t.applicationKeyId),
+    index("access_tokens_user_idx").on(t.userId),
+    index("access_tokens_expires_at_idx").on(t.expiresAt),
+  ],
+);
+
+export type AccessTokenRow = typeof accessTokens.$inferSelect;

@@ -1,0 +1,68 @@
+/**
+ * The domain error family. Each error has a stable `code`, a public `message` safe to send to
+ * clients, and an optional private `detail` for logs only. GraphQL maps them to typed errors
+ * implementing `interface Error { code message }`; the OAuth surface maps them to RFC 6749 §5.2.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly code: string;
+  constructor(
+    message: string,
+    /** Never sent to clients. */
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** No credentials, or credentials that are unknown, expired or revoked. */
+export class UnauthenticatedError extends DomainError {
+  readonly code = "UNAUTHENTICATED";
+}
+
+/** Authenticated, but the role does not allow the operation. */
+export class ForbiddenError extends DomainError {
+  readonly code = "FORBIDDEN";
+}
+
+/** Wrong username or password (deliberately not saying which). */
+export class InvalidCredentialsError extends DomainError {
+  readonly code = "INVALID_CREDENTIALS";
+  constructor() {
+    super("invalid username or password");
+  }
+}
+
+/** The resource does not exist, or is not visible to the caller (no existence oracle). */
+export class NotFoundError extends DomainError {
+  readonly code = "NOT_FOUND";
+  constructor(
+    readonly resource: string,
+    readonly id: string,
+  ) {
+    super(`${resource} not found`);
+  }
+}
+
+/** A unique property is already taken. */
+export class AlreadyExistsError extends DomainError {
+  readonly code = "ALREADY_EXISTS";
+  constructor(
+    readonly resource: string,
+    readonly field: string,
+    message = `${resource} with this ${field} already exists`,
+  ) {
+    super(message);
+  }
+}
+
+/** Input that breaks a rule: `field` is the dotted path of the offending input field. */
+export class ValidationError extends DomainError {
+  readonly code = "VALIDATION_FAILED";
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,73 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { Database } from "../db/client.js";
+import { serviceSecrets } from "../db/schema/index.js";
+
+export interface ServiceSecrets {
+  /** HMAC key for credential values at rest. */
+  readonly tokenHashKey: Buffer;
+}
+
+type SecretName = "token_hash_key";
+const GENERATED_BYTES = 32;
+
+/**
+ * Loads the service's secrets: from the environment when given; otherwise generated on first
+ * start and kept in `DATA_DIR/secrets.json` (PGlite) or in the database (PostgreSQL, so every
+ * instance shares them).
+ */
+export async function loadServiceSecrets(config: Config, database: Database, log: Logger): Promise<ServiceSecrets> {
+  const store = database.driver === "postgres" ? databaseStore(database) : fileStore(config.dataDir);
+  const generated: SecretName[] = [];
+  const get = async (name: SecretName, fromEnv: string | undefined) => {
+    if (fromEnv) return Buffer.from(fromEnv, "hex");
+    const { value, created } = await store(name, () => randomBytes(GENERATED_BYTES).toString("hex"));
+    if (created) generated.push(name);
+    return Buffer.from(value, "hex");
+  };
+  const secrets = { tokenHashKey: await get("token_hash_key", config.tokenHashKey) };
+  if (generated.length > 0 && database.driver === "postgres") {
+    log.warn({ secrets: generated }, "generated service secrets stored in the database; supply them via the environment in production");
+  } else if (generated.length > 0) {
+    log.info({ secrets: generated }, "generated service secrets in DATA_DIR");
+  }
+  return Object.freeze(secrets);
+}
+
+type Store = (name: SecretName, generate: () => string) => Promise<{ value: string; created: boolean }>;
+
+function databaseStore(database: Database): Store {
+  return async (name, generate) => {
+    // Race-safe across instances: the first insert wins, everyone reads the winner.
+    const inserted = await database.db
+      .insert(serviceSecrets)
+      .values({ name, value: generate() })
+      .onConflictDoNothing()
+      .returning({ value: serviceSecrets.value });
+    if (inserted[0]) return { value: inserted[0].value, created: true };
+    const rows = await database.raw<{ value: string }>("select value from service_secrets where name = $1", [name]);
+    return { value: rows[0]!.value, created: false };
+  };
+}
+
+function fileStore(dataDir: string): Store {
+  if (dataDir.startsWith("memory://")) return async (_name, generate) => ({ value: generate(), created: true });
+  const file = join(dataDir, "secrets.json");
+  return async (name, generate) => {
+    let stored: Record<string, string> = {};
+    try {
+      stored = JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+    const existing = stored[name];
+    if (existing) return { value: existing, created: false };
+    const value = generate();
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(file, JSON.stringify({ ...stored, [name]: value }, null, 2), { mode: 0o600 });
+    return { value, created: true };
+  };
+}

@@ -1,0 +1,56 @@
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { crc32 } from "node:zlib";
+
+/**
+ * Opaque credential values: `<prefix>_<id>_<secret><checksum>`.
+ * - the prefix lets secret scanners recognise leaked values;
+ * - `id` (32 hex) is the row's UUID, so a value is found by primary key, never by hash lookup;
+ * - `secret` is 256 random bits (64 hex); only a keyed hash of the whole value is stored;
+ * - `checksum` (CRC-32, 8 hex) rejects mistyped or truncated values without a database read.
+ */
+export const TOKEN_PREFIXES = {
+  accessToken: "tmat",
+  refreshToken: "tmrt",
+  consumerSecret: "tmcs",
+} as const;
+export type TokenPrefix = (typeof TOKEN_PREFIXES)[keyof typeof TOKEN_PREFIXES];
+
+export interface MintedValue {
+  readonly id: string;
+  readonly value: string;
+}
+
+const SHAPE = /^(tm[a-z]{2})_([0-9a-f]{32})_([0-9a-f]{64})([0-9a-f]{8})$/;
+
+const checksum = (body: string) => crc32(body).toString(16).padStart(8, "0");
+const uuidToHex = (id: string) => id.replaceAll("-", "");
+const hexToUuid = (h: string) =>
+  `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+
+/** Mints a new credential value with a fresh id (or the given one). */
+export function mintTokenValue(prefix: TokenPrefix, id: string = randomUUID()): MintedValue {
+  const body = `${prefix}_${uuidToHex(id)}_${randomBytes(32).toString("hex")}`;
+  return { id, value: body + checksum(body) };
+}
+
+/** Parses a value of the expected kind; null when malformed, of another kind, or the checksum fails. */
+export function parseTokenValue(value: string, prefix: TokenPrefix): { id: string } | null {
+  if (value.length !== 110) return null;
+  const m = SHAPE.exec(value);
+  if (!m || m[1] !== prefix) return null;
+  const body = value.slice(0, -8);
+  if (checksum(body) !== m[4]) return null;
+  return { id: hexToUuid(m[2] as string) };
+}
+
+/** Keyed hash (HMAC-SHA-256) of a credential value: what the database stores. */
+export function hashTokenValue(key: Buffer, value: string): string {
+  return createHmac("sha256", key).update(value).digest("base64url");
+}
+
+/** Compares a presented value with a stored keyed hash in constant time. */
+export function verifyTokenValue(key: Buffer, value: string, storedHash: string): boolean {
+  const actual = Buffer.from(hashTokenValue(key, value), "base64url");
+  const expected = Buffer.from(storedHash, "base64url");
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}

@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { NotFoundError, ValidationError } from "./errors.js";
+
+/** Parses input with a zod schema; the first issue becomes a ValidationError naming its field. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.join(".") || "input";
+  throw new ValidationError(field, `${field}: ${issue?.message ?? "invalid"}`);
+}
+
+/** A trimmed, non-empty string of at most `max` characters. */
+export const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, "must not be empty")
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), "must not contain control characters");
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An id that is not a UUID cannot exist: report it as not found, never as a database error. */
+export function requireId(resource: string, id: string): string {
+  if (!UUID.test(id)) throw new NotFoundError(resource, id);
+  return id.toLowerCase();
+}
+
+/** True when `error` is a PostgreSQL unique violation (on either driver). */
+export function isUniqueViolation(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; e && depth < 4; depth++) {
+    if ((e as { code?: unknown }).code === "23505") return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

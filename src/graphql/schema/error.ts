@@ -1,0 +1,59 @@
+import {
+  AlreadyExistsError,
+  DomainError,
+  ForbiddenError,
+  InvalidCredentialsError,
+  NotFoundError,
+  UnauthenticatedError,
+  ValidationError,
+} from "../../domain/errors.js";
+import { builder } from "../builder.js";
+
+/** The shared interface of every typed error in the schema. */
+export const ErrorInterface = builder.interfaceRef<DomainError>("Error").implement({
+  description: "An expected failure: a stable machine-readable code and a human-readable message.",
+  fields: (t) => ({
+    code: t.exposeString("code"),
+    message: t.exposeString("message"),
+  }),
+});
+
+for (const [cls, name, description] of [
+  [UnauthenticatedError, "UnauthenticatedError", "No valid access token was presented."],
+  [ForbiddenError, "ForbiddenError", "The caller's role does not allow this operation."],
+  [InvalidCredentialsError, "InvalidCredentialsError", "Wrong username or password."],
+] as const) {
+  builder.objectType(cls, {
+    name,
+    description,
+    interfaces: [ErrorInterface],
+    isTypeOf: (value) => value instanceof cls,
+  });
+}
+builder.objectType(NotFoundError, {
+  name: "NotFoundError",
+  description: "The resource does not exist or is not visible to the caller.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof NotFoundError,
+  fields: (t) => ({ resource: t.exposeString("resource"), id: t.exposeString("id") }),
+});
+builder.objectType(AlreadyExistsError, {
+  name: "AlreadyExistsError",
+  description: "A unique property is already taken.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof AlreadyExistsError,
+  fields: (t) => ({ resource: t.exposeString("resource"), field: t.exposeString("field") }),
+});
+builder.objectType(ValidationError, {
+  name: "ValidationError",
+  description: "The input breaks a rule; `field` is the dotted path of the offending input field.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ValidationError,
+  fields: (t) => ({ field: t.exposeString("field") }),
+});
+
+/** Error sets shared by fields. */
+export const SIGNED_IN = [UnauthenticatedError, ValidationError, NotFoundError];
+export const SIGNED_IN_CREATE = [...SIGNED_IN, AlreadyExistsError];
+export const ADMIN_ONLY = [UnauthenticatedError, ForbiddenError, ValidationError, NotFoundError];
+export const ADMIN_ONLY_CREATE = [...ADMIN_ONLY, AlreadyExistsError];

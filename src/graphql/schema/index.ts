@@ -1,0 +1,12 @@
+// Imports every type file; each defines its types and its own query/mutation fields.
+import "./scalars.js";
+import "./error.js";
+import "./enums.js";
+import "./user.js";
+import "./api.js";
+import "./application-key.js";
+import "./subscription.js";
+import "./application.js";
+import { builder } from "../builder.js";
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,104 @@
+import type { Role, UserRow } from "../../db/schema/index.js";
+import { login } from "../../domain/login.js";
+import { createUser, deleteUser, getUsersByIds } from "../../domain/user.js";
+import { InvalidCredentialsError, UnauthenticatedError, ValidationError } from "../../domain/errors.js";
+import { requireViewer } from "../../domain/viewer.js";
+import { builder } from "../builder.js";
+import { ADMIN_ONLY, ADMIN_ONLY_CREATE } from "./error.js";
+
+export const RoleEnum = builder.enumType("Role", {
+  values: { ADMIN: { value: "admin" as Role }, SUBSCRIBER: { value: "subscriber" as Role } },
+});
+
+export const UserRef = builder.loadableObject("User", {
+  load: (ids: string[], ctx) => getUsersByIds(ctx.deps, ids),
+  sort: (user: UserRow) => user.id,
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    username: t.exposeString("username"),
+    roles: t.field({ type: [RoleEnum], resolve: (u) => u.roles }),
+    userStoreDomain: t.exposeString("userStoreDomain"),
+    disabled: t.boolean({ resolve: (u) => u.disabledAt !== null }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+  }),
+});
+
+const LoginPayload = builder
+  .objectRef<Awaited<ReturnType<typeof login>>>("LoginPayload")
+  .implement({
+    description: "A user access token and refresh token for the built-in console client (values shown once).",
+    fields: (t) => ({
+      accessToken: t.exposeString("accessToken"),
+      refreshToken: t.exposeString("refreshToken"),
+      tokenType: t.string({ resolve: () => "Bearer" }),
+      expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
+      expiresIn: t.int({
+        nullable: true,
+        description: "Seconds until the access token expires; null when it never expires.",
+        resolve: (p) => (p.expiresAt ? Math.max(0, Math.round((p.expiresAt.getTime() - Date.now()) / 1000)) : null),
+      }),
+      user: t.field({ type: UserRef, resolve: (p) => p.user }),
+    }),
+  });
+
+const LoginInput = builder.inputType("LoginInput", {
+  fields: (t) => ({ username: t.string({ required: true }), password: t.string({ required: true }) }),
+});
+
+const CreateUserInput = builder.inputType("CreateUserInput", {
+  fields: (t) => ({
+    username: t.string({ required: true }),
+    password: t.string({ required: true }),
+    roles: t.field({ type: [RoleEnum], required: false, description: "Default: [SUBSCRIBER]." }),
+    userStoreDomain: t.string({ required: false, description: "Default: PRIMARY." }),
+  }),
+});
+
+const DeleteUserInput = builder.inputType("DeleteUserInput", {
+  fields: (t) => ({ id: t.id({ required: true }) }),
+});
+
+const UserPayload = (name: string) =>
+  builder.objectRef<UserRow>(name).implement({ fields: (t) => ({ user: t.field({ type: UserRef, resolve: (u) => u }) }) });
+
+builder.queryField("me", (t) =>
+  t.field({
+    type: UserRef,
+    description: "The signed-in user.",
+    errors: { types: [UnauthenticatedError] },
+    resolve: async (_root, _args, ctx) => {
+      const viewer = requireViewer(ctx.auth);
+      return (await getUsersByIds(ctx.deps, [viewer.id]))[0]!;
+    },
+  }),
+);
+
+builder.mutationFields((t) => ({
+  login: t.field({
+    type: LoginPayload,
+    description: "The Login API: a user access token and refresh token for the console client.",
+    errors: { types: [InvalidCredentialsError, ValidationError] },
+    args: { input: t.arg({ type: LoginInput, required: true }) },
+    resolve: (_root, { input }, ctx) => login(ctx.deps, input),
+  }),
+  createUser: t.field({
+    type: UserPayload("CreateUserPayload"),
+    description: "Admin: creates a user.",
+    errors: { types: ADMIN_ONLY_CREATE },
+    args: { input: t.arg({ type: CreateUserInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      createUser(ctx.deps, ctx.auth, {
+        username: input.username,
+        password: input.password,
+        roles: input.roles ?? undefined,
+        userStoreDomain: input.userStoreDomain ?? undefined,
+      }),
+  }),
+  deleteUser: t.field({
+    type: UserPayload("DeleteUserPayload"),
+    description: "Admin: deletes a user and revokes every token it holds.",
+    errors: { types: ADMIN_ONLY },
+    args: { input: t.arg({ type: DeleteUserInput, required: true }) },
+    resolve: (_root, { input }, ctx) => deleteUser(ctx.deps, ctx.auth, String(input.id)),
+  }),
+}));

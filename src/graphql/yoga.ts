@@ -1,0 +1,59 @@
+import { useDisableIntrospection } from "@envelop/disable-introspection";
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
+import { createYoga, maskError, type Plugin } from "graphql-yoga";
+import type { Deps } from "../domain/deps.js";
+import { createContext, type GraphQLContext } from "./context.js";
+import { schema } from "./schema/index.js";
+
+/** What the host passes into Yoga: HTTP carries a request; graphql-ws carries connectionParams. */
+export interface ServerContext {
+  readonly connectionParams?: Readonly<Record<string, unknown>>;
+}
+
+export const GRAPHQL_PATH = "/graphql";
+
+/**
+ * The GraphQL server. Every protection is an envelop plugin, so it holds for HTTP and for
+ * graphql-ws alike (both execute through `getEnveloped`).
+ */
+export function createGraphQLServer(deps: Deps) {
+  const { graphql, env } = deps.config;
+  const plugins: Plugin[] = [
+    EnvelopArmorPlugin({
+      maxDepth: { n: graphql.maxDepth },
+      maxAliases: { n: graphql.maxAliases },
+      costLimit: { maxCost: graphql.maxCost },
+      maxTokens: { n: graphql.maxTokens },
+      maxDirectives: { n: 20 },
+      blockFieldSuggestion: { enabled: !graphql.introspection },
+    }) as Plugin,
+    // Browsers send "simple" requests (GET, form posts) without a preflight: require a header.
+    useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
+  ];
+  if (!graphql.introspection) plugins.push(useDisableIntrospection() as Plugin);
+  return createYoga<ServerContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    graphiql: env !== "production" && graphql.introspection,
+    landingPage: false,
+    logging: false,
+    // Typed errors are data; anything thrown is masked ("Unexpected error.") and logged here.
+    maskedErrors: {
+      maskError: (error, message) => {
+        // Never the development variant: no stack trace or original message on the wire.
+        const masked = maskError(error, message, false);
+        if (masked !== error) {
+          deps.log.error({ err: (error as { originalError?: unknown }).originalError ?? error }, "unexpected error");
+        }
+        return masked;
+      },
+    },
+    plugins,
+    context: async (initial) => {
+      const fromSocket = initial.connectionParams?.authorization;
+      const fromHeader = (initial as { request?: Request }).request?.headers.get("authorization");
+      return createContext(deps, initial.connectionParams ? fromSocket : fromHeader);
+    },
+  });
+}

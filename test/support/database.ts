@@ -1,0 +1,25 @@
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+
+/**
+ * With DATABASE_URL set (the PostgreSQL run), every test app gets a fresh database of its own on
+ * that server, dropped afterwards; without it, tests use PGlite in a temporary directory.
+ */
+export async function createTestDatabase(): Promise<{ url: string | undefined; drop: () => Promise<void> }> {
+  const base = process.env.DATABASE_URL;
+  if (!base) return { url: undefined, drop: async () => {} };
+  const name = `tm_test_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const sql = postgres(base, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`drop database if exists ${name} with (force)`);
+      await sql.end();
+    },
+  };
+}
