@@ -1,6 +1,7 @@
 import { useDisableIntrospection } from "@envelop/disable-introspection";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
+import type { GraphQLError, ValidationContext } from "graphql";
 import { createYoga, maskError, type Plugin } from "graphql-yoga";
 import type { Deps } from "../domain/deps.js";
 import { createContext, type GraphQLContext } from "./context.js";
@@ -14,6 +15,15 @@ export interface ServerContext {
 export const GRAPHQL_PATH = "/graphql";
 
 /**
+ * Armor's limits report as ordinary validation errors (so HTTP answers 400 per GraphQL over
+ * HTTP) instead of throwing out of validation.
+ */
+const asValidationError = {
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
+
+/**
  * The GraphQL server. Every protection is an envelop plugin, so it holds for HTTP and for
  * graphql-ws alike (both execute through `getEnveloped`).
  */
@@ -21,11 +31,11 @@ export function createGraphQLServer(deps: Deps) {
   const { graphql, env } = deps.config;
   const plugins: Plugin[] = [
     EnvelopArmorPlugin({
-      maxDepth: { n: graphql.maxDepth },
-      maxAliases: { n: graphql.maxAliases },
-      costLimit: { maxCost: graphql.maxCost },
+      maxDepth: { n: graphql.maxDepth, ...asValidationError },
+      maxAliases: { n: graphql.maxAliases, ...asValidationError },
+      costLimit: { maxCost: graphql.maxCost, ...asValidationError },
       maxTokens: { n: graphql.maxTokens },
-      maxDirectives: { n: 20 },
+      maxDirectives: { n: 20, ...asValidationError },
       blockFieldSuggestion: { enabled: !graphql.introspection },
     }) as Plugin,
     // Browsers send "simple" requests (GET, form posts) without a preflight: require a header.

@@ -104,7 +104,10 @@ export async function createApplicationAs(
   return createApplication.application;
 }
 
-/** POSTs a raw GraphQL-over-HTTP request (for status codes and malformed bodies). */
+/**
+ * POSTs a raw GraphQL-over-HTTP request (for status codes and malformed bodies). It accepts
+ * `application/graphql-response+json`, so request errors (parse, validation, variables) answer 4xx.
+ */
 export async function postGraphQL(
   t: TestApp,
   body: unknown,
@@ -112,7 +115,11 @@ export async function postGraphQL(
 ): Promise<{ status: number; body: any; text: string }> {
   const response = await fetch(t.graphqlUrl, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: {
+      "content-type": "application/json",
+      accept: "application/graphql-response+json, application/json;q=0.9",
+      ...headers,
+    },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await response.text();

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { loginAdmin, postGraphQL } from "../support/graphql.js";
+
+let t: TestApp;
+let token: string;
+beforeAll(async () => {
+  t = await startTestApp({ env: { GRAPHQL_MAX_DEPTH: "6", GRAPHQL_MAX_ALIASES: "3", HTTP_BODY_LIMIT: "4096" } });
+  token = await loginAdmin(t);
+});
+afterAll(() => t.stop());
+
+const auth = () => ({ authorization: `Bearer ${token}` });
+
+describe("GraphQL hardening over HTTP", () => {
+  it("rejects a query deeper than the depth limit", async () => {
+    const deep = "{ applications { ... on QueryApplicationsSuccess { data { owner { id } subscriptions { api { scopes { name } } } } } } }";
+    const { status, body } = await postGraphQL(t, { query: deep }, auth());
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toMatch(/Syntax Error: Query depth limit of 6 exceeded/);
+    expect(body.data).toBeUndefined();
+  });
+
+  it("rejects more aliases than allowed", async () => {
+    const query = "{ a: me { __typename } b: me { __typename } c: me { __typename } d: me { __typename } }";
+    const { status, body } = await postGraphQL(t, { query }, auth());
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toMatch(/Aliases limit of 3 exceeded/);
+  });
+
+  it("answers a body over the size cap with 413", async () => {
+    const { status, body } = await postGraphQL(t, { query: `{ me { __typename } }${" ".repeat(5000)}` }, auth());
+    expect(status).toBe(413);
+    expect(body.errors[0].extensions.code).toBe("FST_ERR_CTP_BODY_TOO_LARGE");
+  });
+
+  it("answers malformed JSON with 400, not 500", async () => {
+    const { status, body } = await postGraphQL(t, '{"query": "{ me', auth());
+    expect(status).toBe(400);
+    expect(body.errors[0].extensions.code).toBe("FST_ERR_CTP_INVALID_JSON_BODY");
+  });
+
+  it("answers a body without a query with 400", async () => {
+    const { status, body } = await postGraphQL(t, { nope: 1 }, auth());
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toBe('Unexpected parameter "nope" in the request body.');
+  });
+
+  it("answers a variable of the wrong type with 400 and no data", async () => {
+    const query = "mutation($input: LoginInput!) { login(input: $input) { __typename } }";
+    const { status, body } = await postGraphQL(t, { query, variables: { input: { username: 5, password: true } } });
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toMatch(/String cannot represent a non string value/);
+  });
+
+  it("requires a CSRF header on requests a browser sends without preflight", async () => {
+    const get = await fetch(`${t.graphqlUrl}?query=${encodeURIComponent("{ __typename }")}`);
+    expect(get.status).toBe(403);
+    expect(await get.json()).toEqual({ errors: [{ message: "Required CSRF header(s) not present" }] });
+    const withHeader = await fetch(`${t.graphqlUrl}?query=${encodeURIComponent("{ __typename }")}`, {
+      headers: { "x-graphql-yoga-csrf": "1" },
+    });
+    expect(withHeader.status).toBe(200);
+    expect(await withHeader.json()).toEqual({ data: { __typename: "Query" } });
+  });
+
+  it("allows introspection outside production by default", async () => {
+    const { status, body } = await postGraphQL(t, { query: "{ __schema { queryType { name } } }" });
+    expect(status).toBe(200);
+    expect(body.data.__schema.queryType.name).toBe("Query");
+  });
+});
+
+describe("introspection turned off", () => {
+  let prod: TestApp;
+  beforeAll(async () => {
+    prod = await startTestApp({ env: { NODE_ENV: "production" } });
+  });
+  afterAll(() => prod.stop());
+
+  it("refuses introspection over HTTP in production", async () => {
+    const { status, body } = await postGraphQL(prod, { query: "{ __schema { queryType { name } } }" });
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toMatch(/GraphQL introspection has been disabled/);
+  });
+
+  it("does not suggest field names in production", async () => {
+    const { status, body } = await postGraphQL(prod, { query: "{ mee { __typename } }" });
+    expect(status).toBe(400);
+    expect(body.errors[0].message).toBe('Cannot query field "mee" on type "Query". [Suggestion hidden]');
+  });
+});

@@ -1,0 +1,97 @@
+import type { Client } from "graphql-ws";
+import WebSocket from "ws";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN, startTestApp, type TestApp } from "../support/app.js";
+import { loginAdmin } from "../support/graphql.js";
+import { runOnce, wsClient } from "../support/ws.js";
+
+let t: TestApp;
+let token: string;
+const clients: Client[] = [];
+const open = (tk?: string) => {
+  const c = wsClient(t, tk);
+  clients.push(c);
+  return c;
+};
+
+beforeAll(async () => {
+  t = await startTestApp({ env: { WS_MAX_PAYLOAD: "2048", GRAPHQL_MAX_DEPTH: "5" } });
+  token = await loginAdmin(t);
+});
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.dispose()));
+});
+afterAll(() => t.stop());
+
+describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
+  it("authenticates from connectionParams and runs operations", async () => {
+    const result = await runOnce(open(token), "{ me { __typename ... on User { username roles } } }");
+    expect(result).toEqual({ data: { me: { __typename: "User", username: "admin", roles: ["ADMIN"] } } });
+  });
+
+  it("lets an anonymous connection log in, and answers it as unauthenticated otherwise", async () => {
+    const client = open();
+    const me = await runOnce(client, "{ me { __typename ... on Error { code } } }");
+    expect(me).toEqual({ data: { me: { __typename: "UnauthenticatedError", code: "UNAUTHENTICATED" } } });
+    const login = await runOnce(
+      client,
+      "mutation($input: LoginInput!) { login(input: $input) { __typename } }",
+      { input: ADMIN },
+    );
+    expect(login).toEqual({ data: { login: { __typename: "LoginPayload" } } });
+  });
+
+  it("refuses a connection that presents an invalid token (close 4403)", async () => {
+    const closed = await runOnce(open("tmat_bogus"), "{ __typename }").then(
+      () => null,
+      (event: { code: number; reason: string }) => event,
+    );
+    expect(closed).toMatchObject({ code: 4403, reason: "Forbidden" });
+  });
+
+  it("applies the same validation limits as HTTP", async () => {
+    const deep = "{ applications { ... on QueryApplicationsSuccess { data { subscriptions { api { scopes { name } } } } } } }";
+    const error = await runOnce(open(token), deep).then(
+      () => null,
+      (errors: { message: string }[]) => errors,
+    );
+    expect(error).toEqual([expect.objectContaining({ message: "Syntax Error: Query depth limit of 5 exceeded, found 7." })]);
+  });
+
+  it("closes a socket that sends a message over the payload cap (1009)", async () => {
+    const socket = new WebSocket(t.graphqlUrl.replace(/^http/, "ws"), "graphql-transport-ws");
+    await new Promise((resolve) => socket.once("open", resolve));
+    const closed = new Promise<number>((resolve) => socket.once("close", (code) => resolve(code)));
+    socket.send(JSON.stringify({ type: "connection_init", payload: { padding: "x".repeat(4096) } }));
+    expect(await closed).toBe(1009);
+  });
+
+  it("refuses upgrades on other paths", async () => {
+    const socket = new WebSocket(t.url.replace(/^http/, "ws") + "/elsewhere", "graphql-transport-ws");
+    const status = await new Promise<number | undefined>((resolve) => {
+      socket.once("unexpected-response", (_req, res) => resolve(res.statusCode));
+      socket.once("error", () => resolve(undefined));
+    });
+    expect(status).toBe(404);
+  });
+});
+
+describe("introspection over WebSocket in production", () => {
+  let prod: TestApp;
+  beforeAll(async () => {
+    prod = await startTestApp({ env: { NODE_ENV: "production" } });
+  });
+  afterAll(() => prod.stop());
+
+  it("is refused, as over HTTP", async () => {
+    const client = wsClient(prod);
+    clients.push(client);
+    const error = await runOnce(client, "{ __schema { queryType { name } } }").then(
+      () => null,
+      (errors: { message: string }[]) => errors,
+    );
+    expect(error?.[0]?.message).toBe(
+      'GraphQL introspection has been disabled, but the requested query contained the field "__schema".',
+    );
+  });
+});
