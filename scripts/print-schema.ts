@@ -4,11 +4,10 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { printSchema } from "graphql";
-import { schema } from "../src/graphql/schema/index.js";
+import { printSdl } from "../src/graphql/schema/index.js";
 
 const file = fileURLToPath(new URL("../schema/schema.graphql", import.meta.url));
-const sdl = `${printSchema(schema)}\n`;
+const sdl = printSdl();
 
 if (process.argv.includes("--check")) {
   const committed = await readFile(file, "utf8").catch(() => "");

@@ -108,15 +108,20 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
 
   // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, "unhandled error");
     const message = status === 500 ? "internal server error" : error.message;
     if (request.url.startsWith(GRAPHQL_PATH)) {
-      return reply.status(status).send({ errors: [{ message, extensions: { code: error.code ?? "BAD_REQUEST" } }] });
+      return reply
+        .status(status)
+        .send({ errors: [{ message, extensions: { code: error.code ?? "BAD_REQUEST" } }] });
     }
     return reply.status(status).send({ error: status === 500 ? "server_error" : "invalid_request", message });
   });
-  app.setNotFoundHandler((_request, reply) => reply.status(404).send({ error: "not_found", message: "not found" }));
+  app.setNotFoundHandler((_request, reply) =>
+    reply.status(404).send({ error: "not_found", message: "not found" }),
+  );
   return app;
 }
 

@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type Logger } from "pino";
+import { type DestinationStream, type Logger, pino } from "pino";
 
 /**
  * Structured JSON logs. Credentials never reach them: request logs carry the path without its

@@ -14,7 +14,10 @@ async function main(): Promise<void> {
   }
   const app = buildApp({ config });
   const { url } = await app.start();
-  app.deps.log.info({ url, graphql: `${url}/graphql`, database: app.deps.database.driver }, "token manager listening");
+  app.deps.log.info(
+    { url, graphql: `${url}/graphql`, database: app.deps.database.driver },
+    "token manager listening",
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {

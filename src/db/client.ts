@@ -61,7 +61,11 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
 }
 
 async function openPostgres(url: string, logger: DrizzleLogger | undefined): Promise<Database> {
-  const sql = postgres(url, { max: 10, onnotice: () => {}, connection: { application_name: "token-manager" } });
+  const sql = postgres(url, {
+    max: 10,
+    onnotice: () => {},
+    connection: { application_name: "token-manager" },
+  });
   await migrateWithLock(url);
   const db = drizzlePostgres({ client: sql, schema, logger }) as unknown as Db;
   return {

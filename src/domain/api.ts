@@ -57,10 +57,21 @@ const CreateApiInput = z
     if (new Set(names).size !== names.length) {
       ctx.addIssue({ code: "custom", path: ["scopes"], message: "scope names must be unique" });
     }
+    // Resources are unique per method and path (a table constraint): say so, rather than letting the
+    // unique violation surface as "an API with this context and version already exists".
+    const seen = new Set<string>();
     api.resources.forEach((r, i) => {
+      const key = `${r.method} ${r.pathPattern}`;
+      if (seen.has(key))
+        ctx.addIssue({ code: "custom", path: ["resources", i], message: `${key} is listed twice` });
+      seen.add(key);
       const unknown = r.scopes.find((s) => !names.includes(s));
       if (unknown) {
-        ctx.addIssue({ code: "custom", path: ["resources", i, "scopes"], message: `scope ${unknown} is not defined by the API` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["resources", i, "scopes"],
+          message: `scope ${unknown} is not defined by the API`,
+        });
       }
     });
   });
@@ -86,7 +97,9 @@ export async function createApi(deps: Deps, auth: Auth, input: CreateApiInput): 
       if (data.scopes.length > 0) {
         await tx
           .insert(apiScopes)
-          .values(data.scopes.map((s) => ({ apiId: api!.id, name: s.name, description: s.description ?? null })));
+          .values(
+            data.scopes.map((s) => ({ apiId: api!.id, name: s.name, description: s.description ?? null })),
+          );
       }
       if (data.resources.length > 0) {
         await tx.insert(apiResources).values(data.resources.map((r) => ({ ...r, apiId: api!.id })));
@@ -109,10 +122,20 @@ export async function listApis(deps: Deps, auth: Auth): Promise<ApiRow[]> {
 
 /** Batch lookups for DataLoaders. */
 export const getApisByIds = (deps: Deps, ids: readonly string[]) =>
-  deps.db.select().from(apis).where(inArray(apis.id, [...ids]));
+  deps.db
+    .select()
+    .from(apis)
+    .where(inArray(apis.id, [...ids]));
 
 export const getScopesByApiIds = (deps: Deps, ids: readonly string[]): Promise<ApiScopeRow[]> =>
-  deps.db.select().from(apiScopes).where(inArray(apiScopes.apiId, [...ids])).orderBy(asc(apiScopes.name));
+  deps.db
+    .select()
+    .from(apiScopes)
+    .where(inArray(apiScopes.apiId, [...ids]))
+    .orderBy(asc(apiScopes.name));
 
 export const getResourcesByApiIds = (deps: Deps, ids: readonly string[]): Promise<ApiResourceRow[]> =>
-  deps.db.select().from(apiResources).where(inArray(apiResources.apiId, [...ids]));
+  deps.db
+    .select()
+    .from(apiResources)
+    .where(inArray(apiResources.apiId, [...ids]));

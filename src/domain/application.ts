@@ -38,7 +38,9 @@ export async function createApplication(
   if (data.ownerId && data.ownerId !== viewer.id) {
     // A subscriber cannot see other users: the id is simply not found for them.
     const id = requireId("User", data.ownerId);
-    const [owner] = isAdmin(viewer) ? await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id)) : [];
+    const [owner] = isAdmin(viewer)
+      ? await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id))
+      : [];
     if (!owner) throw new NotFoundError("User", data.ownerId);
     ownerId = owner.id;
   }

@@ -27,12 +27,12 @@ const LoginInput = z.object({
  * for the built-in console client. Unknown users, wrong passwords and disabled users get the same
  * error, in the same time.
  */
-export async function login(deps: Deps, input: { username: string; password: string }): Promise<IssuedUserTokens> {
+export async function login(
+  deps: Deps,
+  input: { username: string; password: string },
+): Promise<IssuedUserTokens> {
   const { username, password } = parseInput(LoginInput, input);
-  const [user] = await deps.db
-    .select()
-    .from(users)
-    .where(sql`lower(${users.username}) = lower(${username})`);
+  const [user] = await deps.db.select().from(users).where(sql`lower(${users.username}) = lower(${username})`);
   const ok = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
   if (!user || !ok || user.disabledAt) throw new InvalidCredentialsError();
   return deps.db.transaction(async (tx) => {

@@ -19,7 +19,11 @@ const GENERATED_BYTES = 32;
  * start and kept in `DATA_DIR/secrets.json` (PGlite) or in the database (PostgreSQL, so every
  * instance shares them).
  */
-export async function loadServiceSecrets(config: Config, database: Database, log: Logger): Promise<ServiceSecrets> {
+export async function loadServiceSecrets(
+  config: Config,
+  database: Database,
+  log: Logger,
+): Promise<ServiceSecrets> {
   const store = database.driver === "postgres" ? databaseStore(database) : fileStore(config.dataDir);
   const generated: SecretName[] = [];
   const get = async (name: SecretName, fromEnv: string | undefined) => {
@@ -30,7 +34,10 @@ export async function loadServiceSecrets(config: Config, database: Database, log
   };
   const secrets = { tokenHashKey: await get("token_hash_key", config.tokenHashKey) };
   if (generated.length > 0 && database.driver === "postgres") {
-    log.warn({ secrets: generated }, "generated service secrets stored in the database; supply them via the environment in production");
+    log.warn(
+      { secrets: generated },
+      "generated service secrets stored in the database; supply them via the environment in production",
+    );
   } else if (generated.length > 0) {
     log.info({ secrets: generated }, "generated service secrets in DATA_DIR");
   }
@@ -48,13 +55,16 @@ function databaseStore(database: Database): Store {
       .onConflictDoNothing()
       .returning({ value: serviceSecrets.value });
     if (inserted[0]) return { value: inserted[0].value, created: true };
-    const rows = await database.raw<{ value: string }>("select value from service_secrets where name = $1", [name]);
+    const rows = await database.raw<{ value: string }>("select value from service_secrets where name = $1", [
+      name,
+    ]);
     return { value: rows[0]!.value, created: false };
   };
 }
 
 function fileStore(dataDir: string): Store {
-  if (dataDir.startsWith("memory://")) return async (_name, generate) => ({ value: generate(), created: true });
+  if (dataDir.startsWith("memory://"))
+    return async (_name, generate) => ({ value: generate(), created: true });
   const file = join(dataDir, "secrets.json");
   return async (name, generate) => {
     let stored: Record<string, string> = {};

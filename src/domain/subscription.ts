@@ -33,7 +33,11 @@ export async function subscribe(
     return row!;
   } catch (error) {
     if (isUniqueViolation(error)) {
-      throw new AlreadyExistsError("Subscription", "apiId", "the application is already subscribed to this API");
+      throw new AlreadyExistsError(
+        "Subscription",
+        "apiId",
+        "the application is already subscribed to this API",
+      );
     }
     throw error;
   }
@@ -57,7 +61,10 @@ export async function unsubscribe(
 }
 
 /** Batch lookup for DataLoaders: the subscriptions of many applications in one statement. */
-export const getSubscriptionsByApplicationIds = (deps: Deps, ids: readonly string[]): Promise<SubscriptionRow[]> =>
+export const getSubscriptionsByApplicationIds = (
+  deps: Deps,
+  ids: readonly string[],
+): Promise<SubscriptionRow[]> =>
   deps.db
     .select()
     .from(subscriptions)

@@ -10,7 +10,13 @@ import {
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { appendTokenEvents, tokenEventFor } from "./token-event.js";
-import { hashTokenValue, mintTokenValue, parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
+import {
+  hashTokenValue,
+  mintTokenValue,
+  parseTokenValue,
+  TOKEN_PREFIXES,
+  verifyTokenValue,
+} from "./token-value.js";
 import type { Viewer } from "./viewer.js";
 
 /** The client id of the built-in console client that `login` issues tokens to. */
@@ -63,7 +69,10 @@ export async function issueAccessToken(
 
 /** SQL condition: the token is neither revoked nor expired. */
 export const isActive = () =>
-  and(isNull(accessTokens.revokedAt), or(isNull(accessTokens.expiresAt), gt(accessTokens.expiresAt, sql`now()`)));
+  and(
+    isNull(accessTokens.revokedAt),
+    or(isNull(accessTokens.expiresAt), gt(accessTokens.expiresAt, sql`now()`)),
+  );
 
 /**
  * Resolves a console access token to its user. Returns null for anything that is not an active

@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { eq, inArray, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import { accessTokens, applications, type Role, type UserRow, userStoreDomains, users } from "../db/schema/index.js";
+import {
+  accessTokens,
+  applications,
+  type Role,
+  type UserRow,
+  userStoreDomains,
+  users,
+} from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
 import { hashPassword } from "./password.js";
@@ -16,7 +23,10 @@ const Username = z
   .min(3, "must be at least 3 characters")
   .max(64, "must be at most 64 characters")
   .regex(/^[A-Za-z0-9._@-]+$/, "may contain only letters, digits and . _ @ -");
-const Password = z.string().min(8, "must be at least 8 characters").max(256, "must be at most 256 characters");
+const Password = z
+  .string()
+  .min(8, "must be at least 8 characters")
+  .max(256, "must be at most 256 characters");
 
 const CreateUserInput = z.object({
   username: Username,
@@ -35,7 +45,11 @@ const CreateUserInput = z.object({
 });
 
 /** Admin: creates a user (default role `subscriber`, user store domain `PRIMARY`). */
-export async function createUser(deps: Deps, auth: Auth, input: z.input<typeof CreateUserInput>): Promise<UserRow> {
+export async function createUser(
+  deps: Deps,
+  auth: Auth,
+  input: z.input<typeof CreateUserInput>,
+): Promise<UserRow> {
   requireAdmin(auth);
   const data = parseInput(CreateUserInput, input);
   const [domain] = await deps.db
@@ -47,7 +61,12 @@ export async function createUser(deps: Deps, auth: Auth, input: z.input<typeof C
   try {
     const [user] = await deps.db
       .insert(users)
-      .values({ username: data.username, passwordHash, roles: data.roles, userStoreDomain: data.userStoreDomain })
+      .values({
+        username: data.username,
+        passwordHash,
+        roles: data.roles,
+        userStoreDomain: data.userStoreDomain,
+      })
       .returning();
     return user!;
   } catch (error) {
@@ -67,7 +86,10 @@ export async function deleteUser(deps: Deps, auth: Auth, id: string): Promise<Us
   return deps.db.transaction(async (tx) => {
     const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
     if (!user) throw new NotFoundError("User", id);
-    const owned = tx.select({ id: applications.id }).from(applications).where(eq(applications.ownerId, userId));
+    const owned = tx
+      .select({ id: applications.id })
+      .from(applications)
+      .where(eq(applications.ownerId, userId));
     await revokeAccessTokens(
       tx,
       or(eq(accessTokens.userId, userId), inArray(accessTokens.applicationId, owned)),
@@ -81,14 +103,19 @@ export async function deleteUser(deps: Deps, auth: Auth, id: string): Promise<Us
 
 /** Batch lookup for DataLoaders. */
 export async function getUsersByIds(deps: Deps, ids: readonly string[]): Promise<UserRow[]> {
-  return deps.db.select().from(users).where(inArray(users.id, [...ids]));
+  return deps.db
+    .select()
+    .from(users)
+    .where(inArray(users.id, [...ids]));
 }
 
 /**
  * First start: when there are no users, creates the admin from ADMIN_USERNAME / ADMIN_PASSWORD.
  * Returns the generated password when none was configured, for the caller to print once.
  */
-export async function bootstrapAdmin(deps: Deps): Promise<{ username: string; generatedPassword?: string } | null> {
+export async function bootstrapAdmin(
+  deps: Deps,
+): Promise<{ username: string; generatedPassword?: string } | null> {
   const [{ count } = { count: 0 }] = await deps.db.select({ count: sql<number>`count(*)::int` }).from(users);
   if (count > 0) return null;
   const { username, password } = deps.config.admin;

@@ -5,8 +5,8 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Deps } from "../domain/deps.js";
 import { authenticate } from "./context.js";
-import { GRAPHQL_PATH } from "./yoga.js";
 import type { createGraphQLServer } from "./yoga.js";
+import { GRAPHQL_PATH } from "./yoga.js";
 
 type Yoga = ReturnType<typeof createGraphQLServer>;
 /** Yoga's enveloped execute/subscribe, carried to graphql-ws through rootValue. */

@@ -54,7 +54,10 @@ export function createGraphQLServer(deps: Deps) {
         // Never the development variant: no stack trace or original message on the wire.
         const masked = maskError(error, message, false);
         if (masked !== error) {
-          deps.log.error({ err: (error as { originalError?: unknown }).originalError ?? error }, "unexpected error");
+          deps.log.error(
+            { err: (error as { originalError?: unknown }).originalError ?? error },
+            "unexpected error",
+          );
         }
         return masked;
       },

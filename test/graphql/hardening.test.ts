@@ -5,7 +5,9 @@ import { loginAdmin, postGraphQL } from "../support/graphql.js";
 let t: TestApp;
 let token: string;
 beforeAll(async () => {
-  t = await startTestApp({ env: { GRAPHQL_MAX_DEPTH: "6", GRAPHQL_MAX_ALIASES: "3", HTTP_BODY_LIMIT: "4096" } });
+  t = await startTestApp({
+    env: { GRAPHQL_MAX_DEPTH: "6", GRAPHQL_MAX_ALIASES: "3", HTTP_BODY_LIMIT: "4096" },
+  });
   token = await loginAdmin(t);
 });
 afterAll(() => t.stop());
@@ -14,7 +16,8 @@ const auth = () => ({ authorization: `Bearer ${token}` });
 
 describe("GraphQL hardening over HTTP", () => {
   it("rejects a query deeper than the depth limit", async () => {
-    const deep = "{ applications { ... on QueryApplicationsSuccess { data { owner { id } subscriptions { api { scopes { name } } } } } } }";
+    const deep =
+      "{ applications { ... on QueryApplicationsSuccess { data { owner { id } subscriptions { api { scopes { name } } } } } } }";
     const { status, body } = await postGraphQL(t, { query: deep }, auth());
     expect(status).toBe(400);
     expect(body.errors[0].message).toMatch(/Syntax Error: Query depth limit of 6 exceeded/);
@@ -29,7 +32,11 @@ describe("GraphQL hardening over HTTP", () => {
   });
 
   it("answers a body over the size cap with 413", async () => {
-    const { status, body } = await postGraphQL(t, { query: `{ me { __typename } }${" ".repeat(5000)}` }, auth());
+    const { status, body } = await postGraphQL(
+      t,
+      { query: `{ me { __typename } }${" ".repeat(5000)}` },
+      auth(),
+    );
     expect(status).toBe(413);
     expect(body.errors[0].extensions.code).toBe("FST_ERR_CTP_BODY_TOO_LARGE");
   });
@@ -48,7 +55,10 @@ describe("GraphQL hardening over HTTP", () => {
 
   it("answers a variable of the wrong type with 400 and no data", async () => {
     const query = "mutation($input: LoginInput!) { login(input: $input) { __typename } }";
-    const { status, body } = await postGraphQL(t, { query, variables: { input: { username: 5, password: true } } });
+    const { status, body } = await postGraphQL(t, {
+      query,
+      variables: { input: { username: 5, password: true } },
+    });
     expect(status).toBe(400);
     expect(body.errors[0].message).toMatch(/String cannot represent a non string value/);
   });

@@ -31,9 +31,17 @@ describe("login", () => {
   });
 
   it("rejects a wrong password and an unknown user with the same typed error", async () => {
-    const wrong = await t.client().request<any>(LOGIN, { input: { username: "admin", password: "nope-nope" } });
-    const unknown = await t.client().request<any>(LOGIN, { input: { username: "ghost", password: "nope-nope" } });
-    const expected = { __typename: "InvalidCredentialsError", code: "INVALID_CREDENTIALS", message: "invalid username or password" };
+    const wrong = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "admin", password: "nope-nope" } });
+    const unknown = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "ghost", password: "nope-nope" } });
+    const expected = {
+      __typename: "InvalidCredentialsError",
+      code: "INVALID_CREDENTIALS",
+      message: "invalid username or password",
+    };
     expect(wrong.login).toEqual(expected);
     expect(unknown.login).toEqual(expected);
   });
@@ -41,7 +49,9 @@ describe("login", () => {
   it("rejects empty and oversized credentials as a validation error", async () => {
     const empty = await t.client().request<any>(LOGIN, { input: { username: "", password: "x" } });
     expect(empty.login).toMatchObject({ __typename: "ValidationError", code: "VALIDATION_FAILED" });
-    const huge = await t.client().request<any>(LOGIN, { input: { username: "admin", password: "x".repeat(300) } });
+    const huge = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "admin", password: "x".repeat(300) } });
     expect(huge.login).toMatchObject({ __typename: "ValidationError", code: "VALIDATION_FAILED" });
   });
 
@@ -55,7 +65,12 @@ describe("authentication of GraphQL calls", () => {
   it("identifies the caller from Authorization: Bearer", async () => {
     const token = await loginAdmin(t);
     const { me } = await t.client(token).request<any>(ME);
-    expect(me).toMatchObject({ __typename: "User", username: "admin", roles: ["ADMIN"], userStoreDomain: "PRIMARY" });
+    expect(me).toMatchObject({
+      __typename: "User",
+      username: "admin",
+      roles: ["ADMIN"],
+      userStoreDomain: "PRIMARY",
+    });
   });
 
   it("answers a missing token with UnauthenticatedError", async () => {
@@ -72,7 +87,11 @@ describe("authentication of GraphQL calls", () => {
     ["a token with a broken checksum", `Bearer tmat_${"0".repeat(32)}_${"0".repeat(72)}`],
     ["another scheme", "Basic YWRtaW46YWRtaW4="],
   ])("answers %s with UnauthenticatedError", async (_name, authorization) => {
-    const { status, body } = await postGraphQL(t, { query: "{ me { __typename ... on Error { code } } }" }, { authorization });
+    const { status, body } = await postGraphQL(
+      t,
+      { query: "{ me { __typename ... on Error { code } } }" },
+      { authorization },
+    );
     expect(status).toBe(200);
     expect(body).toEqual({ data: { me: { __typename: "UnauthenticatedError", code: "UNAUTHENTICATED" } } });
   });
@@ -93,12 +112,16 @@ describe("authentication of GraphQL calls", () => {
     const adminToken = await loginAdmin(t);
     const carol = await createSubscriber(t, adminToken, "carol");
     expect((await t.client(carol.token).request<any>(ME)).me.username).toBe("carol");
-    const { deleteUser } = await t.client(adminToken).request<any>(
-      gql`mutation($id: ID!) { deleteUser(input: { id: $id }) { __typename } }`,
-      { id: carol.id },
-    );
+    const { deleteUser } = await t
+      .client(adminToken)
+      .request<any>(gql`mutation($id: ID!) { deleteUser(input: { id: $id }) { __typename } }`, {
+        id: carol.id,
+      });
     expect(deleteUser.__typename).toBe("DeleteUserPayload");
     const { me } = await t.client(carol.token).request<any>(ME);
-    expect(me).toMatchObject({ __typename: "UnauthenticatedError", message: "the access token is invalid, expired or revoked" });
+    expect(me).toMatchObject({
+      __typename: "UnauthenticatedError",
+      message: "the access token is invalid, expired or revoked",
+    });
   });
 });

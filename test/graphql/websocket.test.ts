@@ -1,6 +1,6 @@
 import type { Client } from "graphql-ws";
-import WebSocket from "ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { ADMIN, startTestApp, type TestApp } from "../support/app.js";
 import { loginAdmin } from "../support/graphql.js";
 import { runOnce, wsClient } from "../support/ws.js";
@@ -50,12 +50,15 @@ describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
   });
 
   it("applies the same validation limits as HTTP", async () => {
-    const deep = "{ applications { ... on QueryApplicationsSuccess { data { subscriptions { api { scopes { name } } } } } } }";
+    const deep =
+      "{ applications { ... on QueryApplicationsSuccess { data { subscriptions { api { scopes { name } } } } } } }";
     const error = await runOnce(open(token), deep).then(
       () => null,
       (errors: { message: string }[]) => errors,
     );
-    expect(error).toEqual([expect.objectContaining({ message: "Syntax Error: Query depth limit of 5 exceeded, found 7." })]);
+    expect(error).toEqual([
+      expect.objectContaining({ message: "Syntax Error: Query depth limit of 5 exceeded, found 7." }),
+    ]);
   });
 
   it("closes a socket that sends a message over the payload cap (1009)", async () => {
@@ -67,7 +70,7 @@ describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
   });
 
   it("refuses upgrades on other paths", async () => {
-    const socket = new WebSocket(t.url.replace(/^http/, "ws") + "/elsewhere", "graphql-transport-ws");
+    const socket = new WebSocket(`${t.url.replace(/^http/, "ws")}/elsewhere`, "graphql-transport-ws");
     const status = await new Promise<number | undefined>((resolve) => {
       socket.once("unexpected-response", (_req, res) => resolve(res.statusCode));
       socket.once("error", () => resolve(undefined));

@@ -80,13 +80,20 @@ export async function createSubscriber(
 ): Promise<{ id: string; token: string; password: string }> {
   const { createUser } = await t
     .client(adminToken)
-    .request<{ createUser: Result<{ user: { id: string } }> }>(CREATE_USER, { input: { username, password } });
+    .request<{ createUser: Result<{ user: { id: string } }> }>(CREATE_USER, {
+      input: { username, password },
+    });
   if (createUser.__typename !== "CreateUserPayload") throw new Error(`createUser failed: ${createUser.code}`);
   return { id: createUser.user.id, token: await loginAs(t, username, password), password };
 }
 
-export async function createApiAs(client: GraphQLClient, input: Record<string, unknown>): Promise<{ id: string }> {
-  const { createApi } = await client.request<{ createApi: Result<{ api: { id: string } }> }>(CREATE_API, { input });
+export async function createApiAs(
+  client: GraphQLClient,
+  input: Record<string, unknown>,
+): Promise<{ id: string }> {
+  const { createApi } = await client.request<{ createApi: Result<{ api: { id: string } }> }>(CREATE_API, {
+    input,
+  });
   if (createApi.__typename !== "CreateApiPayload") throw new Error(`createApi failed: ${createApi.message}`);
   return createApi.api;
 }

@@ -14,7 +14,11 @@ export function wsClient(t: TestApp, token?: string): Client {
 }
 
 /** Runs one operation to completion; resolves with its single result or rejects with the error/close event. */
-export function runOnce<T = any>(client: Client, query: string, variables?: Record<string, unknown>): Promise<T> {
+export function runOnce<T = any>(
+  client: Client,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     let result: T | undefined;
     client.subscribe<T>(

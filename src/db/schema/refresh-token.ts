@@ -10,7 +10,9 @@ export const refreshTokenFamilies = pgTable(
     userId: uuid("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, { onDelete: "cascade" }),
+    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, {
+      onDelete: "cascade",
+    }),
     clientId: text("client_id").notNull(),
     userStoreDomain: text("user_store_domain").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

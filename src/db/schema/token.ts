@@ -1,6 +1,6 @@
 import { index, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
-import { applicationKeys } from "./application-key.js";
 import { applications } from "./application.js";
+import { applicationKeys } from "./application-key.js";
 import { keyType, tokenFormat, tokenKind } from "./enums.js";
 import { users } from "./user.js";
 
@@ -20,7 +20,9 @@ export const accessTokens = pgTable(
     /** The OAuth client that holds the token (a consumer key, or `console` for the built-in client). */
     clientId: text("client_id").notNull(),
     applicationId: uuid("application_id").references(() => applications.id, { onDelete: "cascade" }),
-    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, { onDelete: "cascade" }),
+    applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, {
+      onDelete: "cascade",
+    }),
     keyType: keyType("key_type"),
     userId: uuid("user_id").references(() => users.id, { onDelete: "cascade" }),
     refreshFamilyId: uuid("refresh_family_id"),

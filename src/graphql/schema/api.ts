@@ -1,5 +1,12 @@
 import type { ApiResourceRow, ApiRow, ApiScopeRow } from "../../db/schema/index.js";
-import { createApi, getApisByIds, getResourcesByApiIds, getScopesByApiIds, HTTP_METHODS, listApis } from "../../domain/api.js";
+import {
+  createApi,
+  getApisByIds,
+  getResourcesByApiIds,
+  getScopesByApiIds,
+  HTTP_METHODS,
+  listApis,
+} from "../../domain/api.js";
 import { UnauthenticatedError } from "../../domain/errors.js";
 import { builder } from "../builder.js";
 import { ADMIN_ONLY_CREATE } from "./error.js";

@@ -66,7 +66,8 @@ builder.queryFields((t) => ({
     description: "The caller's applications; admins see every application, or one owner's.",
     errors: { types: [UnauthenticatedError] },
     args: { ownerId: t.arg.id({ description: "Admins only: filter by owner." }) },
-    resolve: (_root, args, ctx) => listApplications(ctx.deps, ctx.auth, { ownerId: args.ownerId?.toString() }),
+    resolve: (_root, args, ctx) =>
+      listApplications(ctx.deps, ctx.auth, { ownerId: args.ownerId?.toString() }),
   }),
   application: t.field({
     type: ApplicationRef,

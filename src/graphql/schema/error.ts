@@ -1,6 +1,6 @@
 import {
   AlreadyExistsError,
-  DomainError,
+  type DomainError,
   ForbiddenError,
   InvalidCredentialsError,
   NotFoundError,

@@ -7,6 +7,10 @@ import "./api.js";
 import "./application-key.js";
 import "./subscription.js";
 import "./application.js";
+import { printSchema } from "graphql";
 import { builder } from "../builder.js";
 
 export const schema = builder.toSchema({ sortSchema: true });
+
+/** The SDL committed as schema/schema.graphql. */
+export const printSdl = () => `${printSchema(schema)}\n`;

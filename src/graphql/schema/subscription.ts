@@ -53,6 +53,9 @@ builder.mutationFields((t) => ({
     errors: { types: SIGNED_IN },
     args: { input: t.arg({ type: UnsubscribeInput, required: true }) },
     resolve: (_root, { input }, ctx) =>
-      unsubscribe(ctx.deps, ctx.auth, { applicationId: String(input.applicationId), apiId: String(input.apiId) }),
+      unsubscribe(ctx.deps, ctx.auth, {
+        applicationId: String(input.applicationId),
+        apiId: String(input.apiId),
+      }),
   }),
 }));

@@ -1,7 +1,7 @@
 import type { Role, UserRow } from "../../db/schema/index.js";
+import { InvalidCredentialsError, UnauthenticatedError, ValidationError } from "../../domain/errors.js";
 import { login } from "../../domain/login.js";
 import { createUser, deleteUser, getUsersByIds } from "../../domain/user.js";
-import { InvalidCredentialsError, UnauthenticatedError, ValidationError } from "../../domain/errors.js";
 import { requireViewer } from "../../domain/viewer.js";
 import { builder } from "../builder.js";
 import { ADMIN_ONLY, ADMIN_ONLY_CREATE } from "./error.js";
@@ -23,23 +23,22 @@ export const UserRef = builder.loadableObject("User", {
   }),
 });
 
-const LoginPayload = builder
-  .objectRef<Awaited<ReturnType<typeof login>>>("LoginPayload")
-  .implement({
-    description: "A user access token and refresh token for the built-in console client (values shown once).",
-    fields: (t) => ({
-      accessToken: t.exposeString("accessToken"),
-      refreshToken: t.exposeString("refreshToken"),
-      tokenType: t.string({ resolve: () => "Bearer" }),
-      expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
-      expiresIn: t.int({
-        nullable: true,
-        description: "Seconds until the access token expires; null when it never expires.",
-        resolve: (p) => (p.expiresAt ? Math.max(0, Math.round((p.expiresAt.getTime() - Date.now()) / 1000)) : null),
-      }),
-      user: t.field({ type: UserRef, resolve: (p) => p.user }),
+const LoginPayload = builder.objectRef<Awaited<ReturnType<typeof login>>>("LoginPayload").implement({
+  description: "A user access token and refresh token for the built-in console client (values shown once).",
+  fields: (t) => ({
+    accessToken: t.exposeString("accessToken"),
+    refreshToken: t.exposeString("refreshToken"),
+    tokenType: t.string({ resolve: () => "Bearer" }),
+    expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
+    expiresIn: t.int({
+      nullable: true,
+      description: "Seconds until the access token expires; null when it never expires.",
+      resolve: (p) =>
+        p.expiresAt ? Math.max(0, Math.round((p.expiresAt.getTime() - Date.now()) / 1000)) : null,
     }),
-  });
+    user: t.field({ type: UserRef, resolve: (p) => p.user }),
+  }),
+});
 
 const LoginInput = builder.inputType("LoginInput", {
   fields: (t) => ({ username: t.string({ required: true }), password: t.string({ required: true }) }),
@@ -59,7 +58,9 @@ const DeleteUserInput = builder.inputType("DeleteUserInput", {
 });
 
 const UserPayload = (name: string) =>
-  builder.objectRef<UserRow>(name).implement({ fields: (t) => ({ user: t.field({ type: UserRef, resolve: (u) => u }) }) });
+  builder
+    .objectRef<UserRow>(name)
+    .implement({ fields: (t) => ({ user: t.field({ type: UserRef, resolve: (u) => u }) }) });
 
 builder.queryField("me", (t) =>
   t.field({

@@ -1,0 +1,48 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import {
+  hashTokenValue,
+  mintTokenValue,
+  parseTokenValue,
+  TOKEN_PREFIXES,
+  verifyTokenValue,
+} from "../../src/domain/token-value.js";
+
+const key = randomBytes(32);
+
+describe("token values", () => {
+  it("mints prefixed values that carry their id and 256 random bits", () => {
+    const a = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    const b = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    expect(a.value).toMatch(/^tmat_[0-9a-f]{32}_[0-9a-f]{72}$/);
+    expect(a.value).not.toBe(b.value);
+    expect(parseTokenValue(a.value, "tmat")).toEqual({ id: a.id });
+  });
+
+  it("rejects a value of another kind", () => {
+    const refresh = mintTokenValue(TOKEN_PREFIXES.refreshToken);
+    expect(parseTokenValue(refresh.value, "tmat")).toBeNull();
+    expect(parseTokenValue(refresh.value, "tmrt")).toEqual({ id: refresh.id });
+  });
+
+  it("rejects any single mistyped character through the checksum", () => {
+    const { value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    for (const position of [10, 40, 80, value.length - 1]) {
+      const c = value[position] === "a" ? "b" : "a";
+      expect(parseTokenValue(value.slice(0, position) + c + value.slice(position + 1), "tmat")).toBeNull();
+    }
+    expect(parseTokenValue(value.slice(0, -1), "tmat")).toBeNull();
+    expect(parseTokenValue(`${value}0`, "tmat")).toBeNull();
+    expect(parseTokenValue(value.toUpperCase(), "tmat")).toBeNull();
+  });
+
+  it("verifies a value against its keyed hash only with the same key", () => {
+    const { value } = mintTokenValue(TOKEN_PREFIXES.consumerSecret);
+    const hash = hashTokenValue(key, value);
+    expect(hash).not.toContain(value.slice(38));
+    expect(verifyTokenValue(key, value, hash)).toBe(true);
+    expect(verifyTokenValue(randomBytes(32), value, hash)).toBe(false);
+    expect(verifyTokenValue(key, mintTokenValue(TOKEN_PREFIXES.consumerSecret).value, hash)).toBe(false);
+    expect(verifyTokenValue(key, value, "short")).toBe(false);
+  });
+});
