@@ -25,6 +25,17 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F]{64,}$/, "must be at least 32 bytes, hex encoded")
     .optional(),
+  TOKEN_PERSISTENCE: z.enum(["hash", "encrypt"]).default("hash"),
+  TOKEN_ENCRYPTION_KEYS: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64}(,[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64})*$/,
+      "must be id:hex64[,id:hex64...] (AES-256 keys, the first one current)",
+    )
+    .optional(),
+  JWT_SIGNING_ALG: z.enum(["RS256", "ES256", "PS256", "EdDSA"]).default("RS256"),
+  JWT_SIGNING_KEY_MAX_AGE: z.coerce.number().int().positive().default(30 * 86400),
+  SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
   APPLICATION_TOKEN_VALIDITY: validity.default(3600),
   USER_TOKEN_VALIDITY: validity.default(3600),
   REFRESH_TOKEN_VALIDITY: validity.default(86400),
@@ -50,6 +61,12 @@ export interface Config {
   readonly issuer: string;
   readonly admin: { readonly username: string; readonly password: string | undefined };
   readonly tokenHashKey: string | undefined;
+  /** `hash` (default): keyed hashes only; `encrypt`: also AES-256-GCM ciphertext, so owners can show a token again. */
+  readonly tokenPersistence: "hash" | "encrypt";
+  /** AES-256 keys by id, the current one first; undefined = generated on first start. */
+  readonly tokenEncryptionKeys: ReadonlyArray<{ readonly id: string; readonly key: string }> | undefined;
+  readonly jwt: { readonly alg: "RS256" | "ES256" | "PS256" | "EdDSA"; readonly signingKeyMaxAge: number };
+  readonly sweeperIntervalMs: number;
   readonly validity: { readonly application: number; readonly user: number; readonly refresh: number };
   readonly graphql: {
     readonly introspection: boolean;
@@ -90,6 +107,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     issuer: (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     admin: Object.freeze({ username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD }),
     tokenHashKey: e.TOKEN_HASH_KEY,
+    tokenPersistence: e.TOKEN_PERSISTENCE,
+    tokenEncryptionKeys: e.TOKEN_ENCRYPTION_KEYS?.split(",").map((entry) => {
+      const [id, key] = entry.split(":") as [string, string];
+      return Object.freeze({ id, key });
+    }),
+    jwt: Object.freeze({ alg: e.JWT_SIGNING_ALG, signingKeyMaxAge: e.JWT_SIGNING_KEY_MAX_AGE }),
+    sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
     validity: Object.freeze({
       application: e.APPLICATION_TOKEN_VALIDITY,
       user: e.USER_TOKEN_VALIDITY,

@@ -3,15 +3,19 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import type { KeyRing } from "./encryption.js";
 import type { Database } from "../db/client.js";
 import { serviceSecrets } from "../db/schema/index.js";
 
 export interface ServiceSecrets {
   /** HMAC key for credential values at rest. */
   readonly tokenHashKey: Buffer;
+  /** AES-256-GCM keys for tokens at rest (TOKEN_PERSISTENCE=encrypt) and for JWT signing keys. */
+  readonly encryption: KeyRing;
 }
 
-type SecretName = "token_hash_key";
+type SecretName = "token_hash_key" | "token_encryption_key";
+const GENERATED_KEY_ID = "generated";
 const GENERATED_BYTES = 32;
 
 /**
@@ -32,7 +36,14 @@ export async function loadServiceSecrets(
     if (created) generated.push(name);
     return Buffer.from(value, "hex");
   };
-  const secrets = { tokenHashKey: await get("token_hash_key", config.tokenHashKey) };
+  const configured = config.tokenEncryptionKeys;
+  const ring = configured
+    ? configured.map(({ id, key }) => ({ id, key: Buffer.from(key, "hex") }))
+    : [{ id: GENERATED_KEY_ID, key: await get("token_encryption_key", undefined) }];
+  const secrets: ServiceSecrets = {
+    tokenHashKey: await get("token_hash_key", config.tokenHashKey),
+    encryption: Object.freeze({ current: ring[0]!, keys: new Map(ring.map((k) => [k.id, k.key])) }),
+  };
   if (generated.length > 0 && database.driver === "postgres") {
     log.warn(
       { secrets: generated },

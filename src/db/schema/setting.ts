@@ -1,4 +1,5 @@
-import { jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
+import { jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 
 /** Settings admins change at run time, seeded from the environment on first start. */
 export const settings = pgTable("settings", {
@@ -15,12 +16,18 @@ export const serviceSecrets = pgTable("service_secrets", {
 });
 
 /** JWT signing keys: one active, retired ones kept in the JWKS for the longest token lifetime. */
-export const signingKeys = pgTable("signing_keys", {
-  kid: text("kid").primaryKey(),
-  alg: text("alg").notNull(),
-  publicJwk: jsonb("public_jwk").notNull(),
-  /** The private JWK, encrypted with the service's key-encryption key. */
-  privateJwkCiphertext: text("private_jwk_ciphertext").notNull(),
-  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-  retiredAt: timestamp("retired_at", { withTimezone: true }),
-});
+export const signingKeys = pgTable(
+  "signing_keys",
+  {
+    kid: text("kid").primaryKey(),
+    alg: text("alg").notNull(),
+    publicJwk: jsonb("public_jwk").notNull(),
+    /** The private JWK, AES-256-GCM under the service key ring's key `encryptionKeyId`. */
+    privateJwkCiphertext: text("private_jwk_ciphertext").notNull(),
+    encryptionKeyId: text("encryption_key_id").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    retiredAt: timestamp("retired_at", { withTimezone: true }),
+  },
+  // At most one active key, whichever instance rotates.
+  (t) => [uniqueIndex("signing_keys_one_active").on(sql`(true)`).where(sql`${t.retiredAt} is null`)],
+);

@@ -1,0 +1,2 @@
+ALTER TABLE "signing_keys" ADD COLUMN "encryption_key_id" text NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX "signing_keys_one_active" ON "signing_keys" USING btree ((true)) WHERE "signing_keys"."retired_at" is null;
