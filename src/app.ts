@@ -5,10 +5,13 @@ import { type Database, openDatabase } from "./db/client.js";
 import type { Deps } from "./domain/deps.js";
 import { loadServiceSecrets } from "./domain/service-secrets.js";
 import { seedSettings } from "./domain/settings.js";
+import { createSigner } from "./domain/signing-key.js";
+import { startSweeper } from "./domain/sweeper.js";
 import { bootstrapAdmin } from "./domain/user.js";
 import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
+import { registerJwksRoute } from "./http/jwks.js";
 import { createLogger } from "./logger.js";
 
 export interface BuildAppOptions {
@@ -35,6 +38,7 @@ export function buildApp(options: BuildAppOptions): App {
   let http: FastifyInstance | undefined;
   let ws: ReturnType<typeof createGraphQLWebSocketServer> | undefined;
   let database: Database | undefined;
+  let stopSweeper: (() => Promise<void>) | undefined;
 
   return {
     get deps() {
@@ -49,7 +53,8 @@ export function buildApp(options: BuildAppOptions): App {
         onQuery: options.onQuery,
       });
       const secrets = await loadServiceSecrets(config, database, log);
-      deps = Object.freeze({ config, database, db: database.db, secrets, log });
+      const base = { config, database, db: database.db, secrets, log };
+      deps = Object.freeze({ ...base, signer: createSigner(base) });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);
       if (admin?.generatedPassword) {
@@ -65,6 +70,7 @@ export function buildApp(options: BuildAppOptions): App {
       http = createHttpServer(deps, log);
       ws = createGraphQLWebSocketServer(deps, createGraphQLServer(deps));
       http.server.on("upgrade", ws.handleUpgrade);
+      stopSweeper = startSweeper(deps);
       await http.listen({ host: config.host, port: config.port });
       const address = http.server.address();
       const port = typeof address === "object" && address ? address.port : config.port;
@@ -72,12 +78,14 @@ export function buildApp(options: BuildAppOptions): App {
       return { url: `http://${host}:${port}`, port };
     },
     async stop() {
+      await stopSweeper?.();
       await ws?.close();
       await http?.close();
       await database?.close();
       ws = undefined;
       http = undefined;
       database = undefined;
+      stopSweeper = undefined;
     },
   };
 }
@@ -105,6 +113,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
     },
   });
   registerHealthRoutes(app, deps.database);
+  registerJwksRoute(app, deps);
 
   // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -34,7 +34,11 @@ const schema = z.object({
     )
     .optional(),
   JWT_SIGNING_ALG: z.enum(["RS256", "ES256", "PS256", "EdDSA"]).default("RS256"),
-  JWT_SIGNING_KEY_MAX_AGE: z.coerce.number().int().positive().default(30 * 86400),
+  JWT_SIGNING_KEY_MAX_AGE: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(30 * 86400),
   SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
   APPLICATION_TOKEN_VALIDITY: validity.default(3600),
   USER_TOKEN_VALIDITY: validity.default(3600),

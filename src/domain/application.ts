@@ -35,13 +35,14 @@ export async function createApplication(
   const viewer = requireViewer(auth);
   const data = parseInput(CreateApplicationInput, input);
   let ownerId = viewer.id;
-  if (data.ownerId && data.ownerId !== viewer.id) {
+  const requestedOwner = data.ownerId ? requireId("User", data.ownerId) : viewer.id;
+  if (requestedOwner !== viewer.id) {
     // A subscriber cannot see other users: the id is simply not found for them.
-    const id = requireId("User", data.ownerId);
+    const id = requestedOwner;
     const [owner] = isAdmin(viewer)
       ? await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id))
       : [];
-    if (!owner) throw new NotFoundError("User", data.ownerId);
+    if (!owner) throw new NotFoundError("User", id);
     ownerId = owner.id;
   }
   try {

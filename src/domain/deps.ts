@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database, Db } from "../db/client.js";
 import type { ServiceSecrets } from "./service-secrets.js";
+import type { Signer } from "./signing-key.js";
 
 /** What domain functions need, wired explicitly by `buildApp()` (no container, no globals). */
 export interface Deps {
@@ -10,4 +11,6 @@ export interface Deps {
   readonly db: Db;
   readonly secrets: ServiceSecrets;
   readonly log: Logger;
+  /** Signs and verifies JWT access tokens with the rotating signing key. */
+  readonly signer: Signer;
 }

@@ -66,3 +66,11 @@ export class ValidationError extends DomainError {
     super(message);
   }
 }
+
+/** generateKeys for a key type that already has keys: regenerateToken is the way forward. */
+export class KeysAlreadyGeneratedError extends DomainError {
+  readonly code = "KEYS_ALREADY_GENERATED";
+  constructor(readonly keyType: string) {
+    super(`${keyType} keys already exist for this application: use regenerateToken for a new token`);
+  }
+}

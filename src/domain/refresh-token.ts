@@ -1,7 +1,8 @@
 import type { Tx } from "../db/client.js";
 import { refreshTokenFamilies, refreshTokens } from "../db/schema/index.js";
+import { storedForm } from "./at-rest.js";
 import type { Deps } from "./deps.js";
-import { hashTokenValue, mintTokenValue, TOKEN_PREFIXES } from "./token-value.js";
+import { mintTokenValue, TOKEN_PREFIXES } from "./token-value.js";
 
 export interface StartFamilyInput {
   readonly userId: string;
@@ -35,7 +36,7 @@ export async function mintRefreshToken(
     id,
     familyId: input.familyId,
     accessTokenId: input.accessTokenId,
-    tokenHash: hashTokenValue(deps.secrets.tokenHashKey, value),
+    ...storedForm(deps, value, `refresh-token:${id}`),
     issuedAt: input.issuedAt,
     expiresAt: input.expiresAt,
   });

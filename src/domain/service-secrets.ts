@@ -3,9 +3,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import type { KeyRing } from "./encryption.js";
 import type { Database } from "../db/client.js";
 import { serviceSecrets } from "../db/schema/index.js";
+import type { KeyRing } from "./encryption.js";
 
 export interface ServiceSecrets {
   /** HMAC key for credential values at rest. */

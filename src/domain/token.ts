@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { and, eq, gt, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
 import {
@@ -5,18 +6,14 @@ import {
   accessTokens,
   type KeyType,
   type TokenEventReason,
+  type TokenFormat,
   type TokenKind,
   users,
 } from "../db/schema/index.js";
+import { storedForm } from "./at-rest.js";
 import type { Deps } from "./deps.js";
 import { appendTokenEvents, tokenEventFor } from "./token-event.js";
-import {
-  hashTokenValue,
-  mintTokenValue,
-  parseTokenValue,
-  TOKEN_PREFIXES,
-  verifyTokenValue,
-} from "./token-value.js";
+import { mintTokenValue, parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
 import type { Viewer } from "./viewer.js";
 
 /** The client id of the built-in console client that `login` issues tokens to. */
@@ -24,6 +21,7 @@ export const CONSOLE_CLIENT_ID = "console";
 
 export interface IssueAccessTokenInput {
   readonly kind: TokenKind;
+  readonly format?: TokenFormat;
   readonly userStoreDomain: string;
   readonly clientId: string;
   readonly scopes: readonly string[];
@@ -34,22 +32,28 @@ export interface IssueAccessTokenInput {
   readonly applicationKeyId?: string | null;
   readonly keyType?: KeyType | null;
   readonly refreshFamilyId?: string | null;
-  readonly reason: TokenEventReason;
+  readonly reason: TokenEventReason | null;
   readonly actorId?: string | null;
 }
 
-/** Mints an opaque access token, stores its keyed hash and appends its ISSUED event. */
+/**
+ * Mints an access token — opaque (`tmat_…`) or an RFC 9068 JWT whose `jti` is the row id —,
+ * stores it unusably (see at-rest.ts) and appends its ISSUED event, all in `tx`.
+ */
 export async function issueAccessToken(
   tx: Tx,
   deps: Deps,
   input: IssueAccessTokenInput,
 ): Promise<{ value: string; token: AccessTokenRow }> {
-  const { id, value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+  const format = input.format ?? "OPAQUE";
+  const { id, value } =
+    format === "JWT" ? await mintJwt(deps, randomUUID(), input) : mintTokenValue(TOKEN_PREFIXES.accessToken);
   const [token] = await tx
     .insert(accessTokens)
     .values({
       id,
       kind: input.kind,
+      format,
       userStoreDomain: input.userStoreDomain,
       clientId: input.clientId,
       scopes: [...input.scopes],
@@ -58,7 +62,7 @@ export async function issueAccessToken(
       applicationKeyId: input.applicationKeyId ?? null,
       keyType: input.keyType ?? null,
       refreshFamilyId: input.refreshFamilyId ?? null,
-      tokenHash: hashTokenValue(deps.secrets.tokenHashKey, value),
+      ...storedForm(deps, value, `access-token:${id}`),
       issuedAt: input.issuedAt,
       expiresAt: input.expiresAt,
     })
@@ -67,12 +71,63 @@ export async function issueAccessToken(
   return { value, token: token! };
 }
 
-/** SQL condition: the token is neither revoked nor expired. */
+/** RFC 9068 §2.2 claims; `sub` is the user for user tokens and the client for application tokens. */
+async function mintJwt(
+  deps: Deps,
+  id: string,
+  input: IssueAccessTokenInput,
+): Promise<{ id: string; value: string }> {
+  if (!input.expiresAt) throw new Error("JWT access tokens must expire");
+  const value = await deps.signer.signAccessToken({
+    iss: deps.config.issuer,
+    sub: input.userId ?? input.clientId,
+    aud: deps.config.issuer,
+    client_id: input.clientId,
+    iat: Math.floor(input.issuedAt.getTime() / 1000),
+    exp: Math.floor(input.expiresAt.getTime() / 1000),
+    jti: id,
+    ...(input.scopes.length > 0 ? { scope: input.scopes.join(" ") } : {}),
+    ...(input.applicationId ? { application_id: input.applicationId } : {}),
+    ...(input.keyType ? { key_type: input.keyType } : {}),
+  });
+  return { id, value };
+}
+
+/**
+ * Finds the access token a presented value names, whatever its format, after checking it: the
+ * opaque checksum and keyed hash, or the JWT signature. Null for anything unknown or forged.
+ * It does not check expiry or revocation: callers decide what an inactive token means to them.
+ * Call it outside a transaction: checking a JWT may read the signing keys (one PGlite connection).
+ */
+export async function findAccessToken(tx: Tx, deps: Deps, value: string): Promise<AccessTokenRow | null> {
+  let id: string | undefined;
+  if (value.startsWith(`${TOKEN_PREFIXES.accessToken}_`)) {
+    id = parseTokenValue(value, TOKEN_PREFIXES.accessToken)?.id;
+  } else if (value.length < 8192 && value.split(".").length === 3) {
+    const payload = await deps.signer.verifyAccessToken(value);
+    id = typeof payload?.jti === "string" && UUID.test(payload.jti) ? payload.jti : undefined;
+  }
+  if (!id) return null;
+  const [row] = await tx.select().from(accessTokens).where(eq(accessTokens.id, id));
+  return row && verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash) ? row : null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** SQL condition: the token is neither revoked (nor past a scheduled revocation) nor expired. */
 export const isActive = () =>
   and(
     isNull(accessTokens.revokedAt),
+    or(isNull(accessTokens.revokeScheduledAt), gt(accessTokens.revokeScheduledAt, sql`now()`)),
     or(isNull(accessTokens.expiresAt), gt(accessTokens.expiresAt, sql`now()`)),
   );
+
+/** The same rule in memory, for a row already loaded. */
+export function isTokenActive(token: AccessTokenRow, now = new Date()): boolean {
+  if (token.revokedAt) return false;
+  if (token.revokeScheduledAt && token.revokeScheduledAt <= now) return false;
+  return !token.expiresAt || token.expiresAt > now;
+}
 
 /**
  * Resolves a console access token to its user. Returns null for anything that is not an active

@@ -34,7 +34,7 @@ const CreateUserInput = z.object({
   roles: z
     .array(z.enum(ROLES))
     .min(1, "must name at least one role")
-    .max(ROLES.length)
+    .max(10)
     .default(["subscriber"])
     .transform((r) => [...new Set(r)]),
   userStoreDomain: z

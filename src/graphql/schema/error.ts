@@ -3,6 +3,7 @@ import {
   type DomainError,
   ForbiddenError,
   InvalidCredentialsError,
+  KeysAlreadyGeneratedError,
   NotFoundError,
   UnauthenticatedError,
   ValidationError,
@@ -50,6 +51,14 @@ builder.objectType(ValidationError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof ValidationError,
   fields: (t) => ({ field: t.exposeString("field") }),
+});
+
+builder.objectType(KeysAlreadyGeneratedError, {
+  name: "KeysAlreadyGeneratedError",
+  description: "Keys of this type already exist for the application: use regenerateToken for a new token.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof KeysAlreadyGeneratedError,
+  fields: (t) => ({ keyType: t.exposeString("keyType") }),
 });
 
 /** Error sets shared by fields. */

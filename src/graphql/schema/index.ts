@@ -4,9 +4,12 @@ import "./error.js";
 import "./enums.js";
 import "./user.js";
 import "./api.js";
+import "./token.js";
+import "./token-settings.js";
 import "./application-key.js";
 import "./subscription.js";
 import "./application.js";
+import "./signing-key.js";
 import { printSchema } from "graphql";
 import { builder } from "../builder.js";
 

@@ -1,0 +1,307 @@
+import { and, eq, gt, isNull, max, or, sql } from "drizzle-orm";
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  errors,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import type { Db } from "../db/client.js";
+import { applicationKeys, signingKeys } from "../db/schema/index.js";
+import type { Deps } from "./deps.js";
+import { open, seal } from "./encryption.js";
+import { getTokenSettings } from "./settings.js";
+import { isUniqueViolation } from "./validation.js";
+import { type Auth, requireAdmin } from "./viewer.js";
+
+/** JWT access token signing with a rotating asymmetric key (RFC 9068). */
+export interface Signer {
+  /** Signs claims as an RFC 9068 access token: header `typ: at+jwt`, `alg`, `kid` of the active key. */
+  signAccessToken(claims: JWTPayload): Promise<string>;
+  /** Verifies signature (current or retired key), `typ`, `iss` and `exp` locally; null when invalid. */
+  verifyAccessToken(jwt: string): Promise<JWTPayload | null>;
+  /** The public keys for /.well-known/jwks.json: the active key and retired keys still within retention. */
+  jwks(): Promise<{ keys: JWK[] }>;
+  /** Retires the active key and activates a new one, for every instance. */
+  rotate(): Promise<{ kid: string }>;
+  /**
+   * Loads (or creates, or rotates) the active key now, so that signing in the next moments needs
+   * no database access. Call it before opening a transaction that signs: on PGlite, the single
+   * connection belongs to that transaction until it ends.
+   */
+  ready(): Promise<void>;
+}
+
+type SignerDeps = Omit<Deps, "signer">;
+type SigningKeyRow = typeof signingKeys.$inferSelect;
+
+/** The active key as this instance holds it, with its private half decrypted. */
+interface ActiveKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly privateKey: CryptoKey;
+  readonly createdAt: Date;
+  /** When this instance last checked the database for the active key (ms). */
+  readonly checkedAt: number;
+}
+
+/** The public keys tokens may be verified with, as loaded at `loadedAt` (ms). */
+interface VerificationKeys {
+  readonly keys: JWK[];
+  readonly resolve: ReturnType<typeof createLocalJWKSet>;
+  readonly loadedAt: number;
+  /** Creation time of the newest key loaded: any key created later is one this cache has not seen. */
+  readonly newest: Date;
+}
+
+/** How often an instance re-reads the active key, so a rotation elsewhere reaches it within this time. */
+const RECHECK_MS = 60_000;
+/** Retired keys stay published at least a day, whatever the token lifetimes. */
+const MIN_RETENTION_SECONDS = 86_400;
+/** Any constant: serialises key creation and rotation across instances on one PostgreSQL. */
+const SIGNING_KEY_LOCK = 7_301_842_101;
+/** RFC 9068 §2.1: access tokens carry `typ: at+jwt`, so they cannot pass for ID tokens. */
+const ACCESS_TOKEN_TYP = "at+jwt";
+
+/**
+ * Creates the signer. Keys live in `signing_keys` (private JWKs sealed with the service key ring),
+ * so every instance on one database signs with the same active key and publishes the same JWKS.
+ * The first signature creates the first key; a key older than `JWT_SIGNING_KEY_MAX_AGE` (or of
+ * another algorithm than `JWT_SIGNING_ALG`) is rotated before signing.
+ */
+export function createSigner(deps: SignerDeps): Signer {
+  let active: ActiveKey | undefined;
+  let loadingActive: Promise<ActiveKey> | undefined;
+  let verification: VerificationKeys | undefined;
+  let loadingVerification: Promise<VerificationKeys> | undefined;
+
+  /** Caches the key a row describes, decrypting it only when it is not the one already held. */
+  async function hold(row: SigningKeyRow): Promise<ActiveKey> {
+    const privateKey = active?.kid === row.kid ? active.privateKey : await decryptPrivateKey(deps, row);
+    active = { kid: row.kid, alg: row.alg, privateKey, createdAt: row.createdAt, checkedAt: Date.now() };
+    // A key the cached JWKS does not know yet: reload it so our own tokens verify at once.
+    if (!verification?.keys.some((key) => key.kid === row.kid)) verification = undefined;
+    return active;
+  }
+
+  async function activeKey(): Promise<ActiveKey> {
+    if (active && Date.now() - active.checkedAt < RECHECK_MS && !needsRotation(deps, active)) return active;
+    loadingActive ??= (async () => {
+      const [row] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
+      return hold(row && !needsRotation(deps, row) ? row : await replaceActiveKey(deps, { force: false }));
+    })().finally(() => {
+      loadingActive = undefined;
+    });
+    return loadingActive;
+  }
+
+  async function loadVerificationKeys(): Promise<VerificationKeys> {
+    const { keys, newest } = await readPublishedKeys(deps.db);
+    verification = { keys, newest, resolve: createLocalJWKSet({ keys }), loadedAt: Date.now() };
+    return verification;
+  }
+
+  async function verificationKeys(): Promise<VerificationKeys> {
+    if (verification && Date.now() - verification.loadedAt < RECHECK_MS) return verification;
+    loadingVerification ??= loadVerificationKeys().finally(() => {
+      loadingVerification = undefined;
+    });
+    return loadingVerification;
+  }
+
+  const verifyWith = async (keys: VerificationKeys, jwt: string) =>
+    (
+      await jwtVerify(jwt, keys.resolve, {
+        issuer: deps.config.issuer,
+        typ: ACCESS_TOKEN_TYP,
+        // RFC 9068 §2.2: exp is required; a JWT without it is not one of our access tokens.
+        requiredClaims: ["exp"],
+      })
+    ).payload;
+
+  return {
+    async signAccessToken(claims) {
+      const key = await activeKey();
+      // The caller owns every claim (iss, sub, aud, exp, iat, jti, client_id, scope): none is set here.
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
+        .sign(key.privateKey);
+    },
+
+    async verifyAccessToken(jwt) {
+      if (typeof jwt !== "string" || jwt === "") return null;
+      const keys = await verificationKeys();
+      try {
+        return await verifyWith(keys, jwt);
+      } catch (error) {
+        // An unknown kid may be a key another instance rotated in after our load. Reload only when
+        // the database holds that kid and it is newer than what we loaded, so that forged or
+        // long-retired kids never turn requests into reloads.
+        if (!(error instanceof errors.JWKSNoMatchingKey) || !(await isNewerKey(deps.db, jwt, keys.newest))) {
+          return null;
+        }
+      }
+      try {
+        return await verifyWith(await loadVerificationKeys(), jwt);
+      } catch {
+        return null;
+      }
+    },
+
+    async jwks() {
+      // Read fresh on every request: a token signed by any instance must find its key in the JWKS
+      // any instance serves. Ensuring the active key first means the JWKS is never empty.
+      await activeKey();
+      return { keys: (await loadVerificationKeys()).keys };
+    },
+
+    async ready() {
+      await activeKey();
+    },
+
+    async rotate() {
+      await loadingActive?.catch(() => undefined);
+      const previous = active?.kid;
+      const key = await hold(await replaceActiveKey(deps, { force: true }));
+      verification = undefined;
+      deps.log.info({ kid: key.kid, previous }, "rotated the JWT signing key");
+      return { kid: key.kid };
+    },
+  };
+}
+
+/** Admin: retires the active JWT signing key now and activates a new one (e.g. after a suspected leak). */
+export async function rotateSigningKey(deps: Deps, auth: Auth): Promise<{ kid: string }> {
+  requireAdmin(auth);
+  return deps.signer.rotate();
+}
+
+function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "createdAt">): boolean {
+  const age = (Date.now() - key.createdAt.getTime()) / 1000;
+  return age >= deps.config.jwt.signingKeyMaxAge || key.alg !== deps.config.jwt.alg;
+}
+
+/**
+ * Retires the active key and inserts a new one in one transaction. Unless `force`, a key that
+ * another instance activated meanwhile (still fresh) is kept instead. Returns the active row.
+ */
+async function replaceActiveKey(deps: SignerDeps, { force }: { force: boolean }): Promise<SigningKeyRow> {
+  try {
+    return await deps.db.transaction(async (tx) => {
+      // PGlite has a single connection, which already serialises transactions.
+      if (deps.database.driver === "postgres") {
+        await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`);
+      }
+      const [current] = await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
+      if (current && !force && !needsRotation(deps, current)) return current;
+      if (current) {
+        await tx.update(signingKeys).set({ retiredAt: sql`now()` }).where(eq(signingKeys.kid, current.kid));
+      }
+      const [created] = await tx
+        .insert(signingKeys)
+        .values(await generateSigningKey(deps))
+        .returning();
+      return created!;
+    });
+  } catch (error) {
+    // Another instance (without the lock, e.g. an older version) won the one-active-key index.
+    if (!isUniqueViolation(error)) throw error;
+    const [winner] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
+    if (!winner) throw error;
+    return winner;
+  }
+}
+
+/** A new key pair: kid = RFC 7638 thumbprint; private JWK sealed (AES-256-GCM) and bound to its kid. */
+async function generateSigningKey(deps: SignerDeps): Promise<typeof signingKeys.$inferInsert> {
+  const alg = deps.config.jwt.alg;
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const sealed = seal(deps.secrets.encryption, JSON.stringify(await exportJWK(privateKey)), sealContext(kid));
+  return {
+    kid,
+    alg,
+    // RFC 7517 §4.2–4.5: `use` and `alg` let verifiers pick the key without guessing.
+    publicJwk: { ...publicJwk, kid, alg, use: "sig" },
+    privateJwkCiphertext: sealed.ciphertext,
+    encryptionKeyId: sealed.keyId,
+  };
+}
+
+async function decryptPrivateKey(deps: SignerDeps, row: SigningKeyRow): Promise<CryptoKey> {
+  const json = open(
+    deps.secrets.encryption,
+    { keyId: row.encryptionKeyId, ciphertext: row.privateJwkCiphertext },
+    sealContext(row.kid),
+  );
+  if (json === null) {
+    throw new Error(
+      `JWT signing key ${row.kid} cannot be decrypted: encryption key "${row.encryptionKeyId}" is not in ` +
+        "the key ring (TOKEN_ENCRYPTION_KEYS); restore it, or rotate the signing key (rotateSigningKey)",
+    );
+  }
+  return (await importJWK(JSON.parse(json) as JWK, row.alg)) as CryptoKey;
+}
+
+const sealContext = (kid: string) => `signing-key:${kid}`;
+
+/** The active key and the retired keys still within retention, active first, newest first. */
+async function readPublishedKeys(db: Db): Promise<{ keys: JWK[]; newest: Date }> {
+  const retention = await retentionSeconds(db);
+  const rows = await db
+    .select({ publicJwk: signingKeys.publicJwk, createdAt: signingKeys.createdAt })
+    .from(signingKeys)
+    .where(
+      or(
+        isNull(signingKeys.retiredAt),
+        gt(signingKeys.retiredAt, sql`now() - make_interval(secs => ${retention})`),
+      ),
+    )
+    .orderBy(sql`${signingKeys.retiredAt} desc nulls first`);
+  const newest = Math.max(0, ...rows.map((row) => row.createdAt.getTime()));
+  return { keys: rows.map((row) => row.publicJwk as JWK), newest: new Date(newest) };
+}
+
+/** True when the token's `kid` names a key created after `since` (one loaded caches lack). */
+async function isNewerKey(db: Db, jwt: string, since: Date): Promise<boolean> {
+  let kid: unknown;
+  try {
+    kid = decodeProtectedHeader(jwt).kid;
+  } catch {
+    return false;
+  }
+  if (typeof kid !== "string" || kid.length > 128) return false;
+  const [row] = await db
+    .select({ kid: signingKeys.kid })
+    .from(signingKeys)
+    .where(and(eq(signingKeys.kid, kid), gt(signingKeys.createdAt, since)));
+  return row !== undefined;
+}
+
+/**
+ * How long a retired key stays published: the longest lifetime a token signed just before its
+ * retirement may have, i.e. the largest token validity in settings or on any application key.
+ * Negative validities (never expires) are left out: JWT access tokens always carry `exp`.
+ */
+async function retentionSeconds(db: Db): Promise<number> {
+  const settings = await getTokenSettings(db);
+  const [longest] = await db
+    .select({ validity: max(applicationKeys.validityPeriod) })
+    .from(applicationKeys)
+    .where(gt(applicationKeys.validityPeriod, 0));
+  return Math.max(
+    MIN_RETENTION_SECONDS,
+    settings.applicationValidity,
+    settings.userValidity,
+    settings.maxValidity ?? 0,
+    longest?.validity ?? 0,
+  );
+}
