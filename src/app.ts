@@ -3,6 +3,7 @@ import type { DestinationStream, Logger } from "pino";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/client.js";
 import type { Deps } from "./domain/deps.js";
+import { FailureLimiter } from "./domain/rate-limit.js";
 import { loadServiceSecrets } from "./domain/service-secrets.js";
 import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
@@ -13,6 +14,7 @@ import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
 import { createLogger } from "./logger.js";
+import { oauthRoutes } from "./oauth/routes.js";
 
 export interface BuildAppOptions {
   readonly config: Config;
@@ -54,7 +56,11 @@ export function buildApp(options: BuildAppOptions): App {
       });
       const secrets = await loadServiceSecrets(config, database, log);
       const base = { config, database, db: database.db, secrets, log };
-      deps = Object.freeze({ ...base, signer: createSigner(base) });
+      deps = Object.freeze({
+        ...base,
+        signer: createSigner(base),
+        limiter: new FailureLimiter(config.authFailures),
+      });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);
       if (admin?.generatedPassword) {
@@ -103,7 +109,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
     url: GRAPHQL_PATH,
     method: ["GET", "POST", "OPTIONS"],
     handler: async (request, reply) => {
-      const response = await yoga.handleNodeRequestAndResponse(request, reply, {});
+      const response = await yoga.handleNodeRequestAndResponse(request, reply, { source: request.ip });
       response.headers.forEach((value, key) => {
         reply.header(key, value);
       });
@@ -114,6 +120,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   });
   registerHealthRoutes(app, deps.database);
   registerJwksRoute(app, deps);
+  app.register(async (scope) => oauthRoutes(scope, deps));
 
   // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -40,6 +40,10 @@ const schema = z.object({
     .positive()
     .default(30 * 86400),
   SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  REFRESH_RETRY_WINDOW: z.coerce.number().int().min(0).max(300).default(10),
+  AUTH_FAILURE_LIMIT: z.coerce.number().int().positive().default(10),
+  AUTH_FAILURE_LIMIT_PER_SOURCE: z.coerce.number().int().positive().default(50),
+  AUTH_FAILURE_WINDOW: z.coerce.number().int().positive().default(60),
   APPLICATION_TOKEN_VALIDITY: validity.default(3600),
   USER_TOKEN_VALIDITY: validity.default(3600),
   REFRESH_TOKEN_VALIDITY: validity.default(86400),
@@ -71,6 +75,14 @@ export interface Config {
   readonly tokenEncryptionKeys: ReadonlyArray<{ readonly id: string; readonly key: string }> | undefined;
   readonly jwt: { readonly alg: "RS256" | "ES256" | "PS256" | "EdDSA"; readonly signingKeyMaxAge: number };
   readonly sweeperIntervalMs: number;
+  /** Seconds in which a repeated refresh (a lost response) gets the same new pair back. */
+  readonly refreshRetryWindow: number;
+  /** Failed credential checks allowed per client id or username, and per source address, per window (s). */
+  readonly authFailures: {
+    readonly perPrincipal: number;
+    readonly perSource: number;
+    readonly window: number;
+  };
   readonly validity: { readonly application: number; readonly user: number; readonly refresh: number };
   readonly graphql: {
     readonly introspection: boolean;
@@ -118,6 +130,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }),
     jwt: Object.freeze({ alg: e.JWT_SIGNING_ALG, signingKeyMaxAge: e.JWT_SIGNING_KEY_MAX_AGE }),
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
+    refreshRetryWindow: e.REFRESH_RETRY_WINDOW,
+    authFailures: Object.freeze({
+      perPrincipal: e.AUTH_FAILURE_LIMIT,
+      perSource: e.AUTH_FAILURE_LIMIT_PER_SOURCE,
+      window: e.AUTH_FAILURE_WINDOW,
+    }),
     validity: Object.freeze({
       application: e.APPLICATION_TOKEN_VALIDITY,
       user: e.USER_TOKEN_VALIDITY,

@@ -74,3 +74,26 @@ export class KeysAlreadyGeneratedError extends DomainError {
     super(`${keyType} keys already exist for this application: use regenerateToken for a new token`);
   }
 }
+
+/** RFC 6749 §5.2 invalid_grant: a refresh token or resource owner credential that is not (or no longer) good. */
+export class InvalidGrantError extends DomainError {
+  readonly code = "INVALID_GRANT";
+}
+
+/** RFC 6749 §5.2 invalid_scope: a scope outside what the client may have. */
+export class InvalidScopeError extends DomainError {
+  readonly code = "INVALID_SCOPE";
+}
+
+/** RFC 6749 §5.2 unauthorized_client: the key does not allow this grant type. */
+export class UnauthorizedClientError extends DomainError {
+  readonly code = "UNAUTHORIZED_CLIENT";
+}
+
+/** Too many failed credential checks: wait `retryAfter` seconds. */
+export class RateLimitedError extends DomainError {
+  readonly code = "RATE_LIMITED";
+  constructor(readonly retryAfter: number) {
+    super(`too many failed attempts: retry after ${retryAfter} seconds`);
+  }
+}

@@ -1,6 +1,7 @@
 import { and, inArray, isNull, lte, sql } from "drizzle-orm";
 import { accessTokens } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
+import { clearExpiredRetryPairs } from "./refresh-token.js";
 import { appendTokenEvents, tokenEventFor } from "./token-event.js";
 
 const BATCH = 500;
@@ -40,6 +41,7 @@ export function startSweeper(deps: Deps): () => Promise<void> {
   const round = async () => {
     try {
       while ((await endGracePeriods(deps)) === BATCH) {}
+      await clearExpiredRetryPairs(deps);
     } catch (error) {
       deps.log.error({ err: error }, "sweeper round failed");
     }

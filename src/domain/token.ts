@@ -34,6 +34,8 @@ export interface IssueAccessTokenInput {
   readonly refreshFamilyId?: string | null;
   readonly reason: TokenEventReason | null;
   readonly actorId?: string | null;
+  /** ISSUED (default), or REFRESHED for a token minted by refresh rotation. */
+  readonly event?: "ISSUED" | "REFRESHED";
 }
 
 /**
@@ -67,7 +69,9 @@ export async function issueAccessToken(
       expiresAt: input.expiresAt,
     })
     .returning();
-  await appendTokenEvents(tx, [tokenEventFor(token!, "ISSUED", input.reason, input.actorId ?? null)]);
+  await appendTokenEvents(tx, [
+    tokenEventFor(token!, input.event ?? "ISSUED", input.reason, input.actorId ?? null),
+  ]);
   return { value, token: token! };
 }
 

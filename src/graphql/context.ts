@@ -6,6 +6,8 @@ import type { Auth } from "../domain/viewer.js";
 export interface GraphQLContext {
   readonly deps: Deps;
   readonly auth: Auth;
+  /** The caller's address, for rate limits on credential checks. */
+  readonly source: string;
 }
 
 const BEARER = /^Bearer[ ]+([^ ]+)[ ]*$/i;
@@ -20,6 +22,10 @@ export async function authenticate(deps: Deps, authorization: unknown): Promise<
   return viewer ? { viewer } : { viewer: null, failure: "invalid" };
 }
 
-export async function createContext(deps: Deps, authorization: unknown): Promise<GraphQLContext> {
-  return { deps, auth: await authenticate(deps, authorization) };
+export async function createContext(
+  deps: Deps,
+  authorization: unknown,
+  source: string,
+): Promise<GraphQLContext> {
+  return { deps, auth: await authenticate(deps, authorization), source };
 }

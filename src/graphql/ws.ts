@@ -33,6 +33,7 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
       onSubscribe: async (ctx, _id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams ?? {},
+          source: ctx.extra.request.socket.remoteAddress ?? "unknown",
         });
         let document: ReturnType<typeof parse>;
         try {

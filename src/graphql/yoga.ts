@@ -10,6 +10,8 @@ import { schema } from "./schema/index.js";
 /** What the host passes into Yoga: HTTP carries a request; graphql-ws carries connectionParams. */
 export interface ServerContext {
   readonly connectionParams?: Readonly<Record<string, unknown>>;
+  /** The client address (HTTP: Fastify's request.ip; WebSocket: the socket's remote address). */
+  readonly source?: string;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -66,7 +68,11 @@ export function createGraphQLServer(deps: Deps) {
     context: async (initial) => {
       const fromSocket = initial.connectionParams?.authorization;
       const fromHeader = (initial as { request?: Request }).request?.headers.get("authorization");
-      return createContext(deps, initial.connectionParams ? fromSocket : fromHeader);
+      return createContext(
+        deps,
+        initial.connectionParams ? fromSocket : fromHeader,
+        initial.source ?? "unknown",
+      );
     },
   });
 }

@@ -38,6 +38,12 @@ export const refreshTokens = pgTable(
     expiresAt: timestamp("expires_at", { withTimezone: true }),
     usedAt: timestamp("used_at", { withTimezone: true }),
     replacedById: uuid("replaced_by_id"),
+    /**
+     * The pair this token was exchanged for, sealed with the service key ring, kept only for the
+     * short retry window (a lost response gets the same pair again), then cleared by the sweeper.
+     */
+    retryCiphertext: text("retry_ciphertext"),
+    retryKeyId: text("retry_key_id"),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
   (t) => [index().on(t.familyId), index().on(t.accessTokenId)],

@@ -3,8 +3,10 @@ import {
   type DomainError,
   ForbiddenError,
   InvalidCredentialsError,
+  InvalidGrantError,
   KeysAlreadyGeneratedError,
   NotFoundError,
+  RateLimitedError,
   UnauthenticatedError,
   ValidationError,
 } from "../../domain/errors.js";
@@ -59,6 +61,21 @@ builder.objectType(KeysAlreadyGeneratedError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof KeysAlreadyGeneratedError,
   fields: (t) => ({ keyType: t.exposeString("keyType") }),
+});
+
+builder.objectType(RateLimitedError, {
+  name: "RateLimitedError",
+  description: "Too many failed credential checks: retry after `retryAfter` seconds.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof RateLimitedError,
+  fields: (t) => ({ retryAfter: t.exposeInt("retryAfter") }),
+});
+
+builder.objectType(InvalidGrantError, {
+  name: "InvalidGrantError",
+  description: "The refresh token is invalid, expired, revoked or was already used.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof InvalidGrantError,
 });
 
 /** Error sets shared by fields. */

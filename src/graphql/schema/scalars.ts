@@ -13,3 +13,7 @@ builder.scalarType("DateTime", {
   parseValue: parseDate,
   parseLiteral: (ast) => parseDate(ast.kind === Kind.STRING ? ast.value : undefined),
 });
+
+/** Whole seconds from now until `instant` (never negative); null for "never". */
+export const secondsUntil = (instant: Date | null): number | null =>
+  instant ? Math.max(0, Math.round((instant.getTime() - Date.now()) / 1000)) : null;

@@ -13,6 +13,7 @@ import {
 import { builder } from "../builder.js";
 import { KeyTypeEnum, TokenFormatEnum } from "./enums.js";
 import { ADMIN_ONLY, SIGNED_IN } from "./error.js";
+import { secondsUntil } from "./scalars.js";
 
 export const TokenKindEnum = builder.enumType("TokenKind", { values: tokenKind.enumValues });
 
@@ -58,8 +59,7 @@ export const IssuedTokenRef = builder.objectRef<IssuedToken>("IssuedToken").impl
     expiresIn: t.int({
       nullable: true,
       description: "Seconds until expiry; null when the token never expires.",
-      resolve: (x) =>
-        x.token.expiresAt ? Math.max(0, Math.round((x.token.expiresAt.getTime() - Date.now()) / 1000)) : null,
+      resolve: (x) => secondsUntil(x.token.expiresAt),
     }),
     token: t.field({ type: TokenRef, resolve: (x) => x.token }),
   }),

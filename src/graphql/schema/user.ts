@@ -1,10 +1,19 @@
 import type { Role, UserRow } from "../../db/schema/index.js";
-import { InvalidCredentialsError, UnauthenticatedError, ValidationError } from "../../domain/errors.js";
+import {
+  InvalidCredentialsError,
+  InvalidGrantError,
+  RateLimitedError,
+  UnauthenticatedError,
+  ValidationError,
+} from "../../domain/errors.js";
 import { login } from "../../domain/login.js";
+import { rotateRefreshToken } from "../../domain/refresh-token.js";
+import { CONSOLE_CLIENT_ID } from "../../domain/token.js";
 import { createUser, deleteUser, getUsersByIds } from "../../domain/user.js";
 import { requireViewer } from "../../domain/viewer.js";
 import { builder } from "../builder.js";
 import { ADMIN_ONLY, ADMIN_ONLY_CREATE } from "./error.js";
+import { secondsUntil } from "./scalars.js";
 
 export const RoleEnum = builder.enumType("Role", {
   values: { ADMIN: { value: "admin" as Role }, SUBSCRIBER: { value: "subscriber" as Role } },
@@ -29,12 +38,11 @@ const LoginPayload = builder.objectRef<Awaited<ReturnType<typeof login>>>("Login
     accessToken: t.exposeString("accessToken"),
     refreshToken: t.exposeString("refreshToken"),
     tokenType: t.string({ resolve: () => "Bearer" }),
-    expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
+    expiresAt: t.field({ type: "DateTime", nullable: true, resolve: (p) => p.token.expiresAt }),
     expiresIn: t.int({
       nullable: true,
       description: "Seconds until the access token expires; null when it never expires.",
-      resolve: (p) =>
-        p.expiresAt ? Math.max(0, Math.round((p.expiresAt.getTime() - Date.now()) / 1000)) : null,
+      resolve: (p) => secondsUntil(p.token.expiresAt),
     }),
     user: t.field({ type: UserRef, resolve: (p) => p.user }),
   }),
@@ -42,6 +50,10 @@ const LoginPayload = builder.objectRef<Awaited<ReturnType<typeof login>>>("Login
 
 const LoginInput = builder.inputType("LoginInput", {
   fields: (t) => ({ username: t.string({ required: true }), password: t.string({ required: true }) }),
+});
+
+const RefreshUserTokenInput = builder.inputType("RefreshUserTokenInput", {
+  fields: (t) => ({ refreshToken: t.string({ required: true }) }),
 });
 
 const CreateUserInput = builder.inputType("CreateUserInput", {
@@ -78,9 +90,18 @@ builder.mutationFields((t) => ({
   login: t.field({
     type: LoginPayload,
     description: "The Login API: a user access token and refresh token for the console client.",
-    errors: { types: [InvalidCredentialsError, ValidationError] },
+    errors: { types: [InvalidCredentialsError, ValidationError, RateLimitedError] },
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    resolve: (_root, { input }, ctx) => login(ctx.deps, input),
+    resolve: (_root, { input }, ctx) => login(ctx.deps, input, ctx.source),
+  }),
+  refreshUserToken: t.field({
+    type: LoginPayload,
+    description:
+      "Rotates a console refresh token: a new access token and refresh token (reuse revokes the family).",
+    errors: { types: [InvalidGrantError, ValidationError] },
+    args: { input: t.arg({ type: RefreshUserTokenInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      rotateRefreshToken(ctx.deps, { refreshToken: input.refreshToken, clientId: CONSOLE_CLIENT_ID }),
   }),
   createUser: t.field({
     type: UserPayload("CreateUserPayload"),

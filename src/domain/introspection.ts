@@ -1,0 +1,128 @@
+import { and, eq } from "drizzle-orm";
+import {
+  accessTokens,
+  applicationKeys,
+  refreshTokenFamilies,
+  refreshTokens,
+  users,
+} from "../db/schema/index.js";
+import type { AuthenticatedClient } from "./application-key.js";
+import type { Deps } from "./deps.js";
+import { revokeFamily } from "./refresh-token.js";
+import { findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
+import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
+
+/** RFC 7662 §2.2 response; inactive tokens say nothing else. */
+export type Introspection =
+  | { readonly active: false }
+  | ({ readonly active: true; readonly token_type: string } & Readonly<Record<string, unknown>>);
+
+const INACTIVE: Introspection = Object.freeze({ active: false });
+
+const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/**
+ * Introspects an access or refresh token. Why a token is inactive (unknown, expired, revoked,
+ * its user disabled) is deliberately not said here: admins see that through GraphQL and events.
+ */
+export async function introspect(deps: Deps, value: string): Promise<Introspection> {
+  return value.startsWith(`${TOKEN_PREFIXES.refreshToken}_`)
+    ? introspectRefreshToken(deps, value)
+    : introspectAccessToken(deps, value);
+}
+
+async function introspectAccessToken(deps: Deps, value: string): Promise<Introspection> {
+  const token = await findAccessToken(deps.db, deps, value);
+  if (!token || !isTokenActive(token)) return INACTIVE;
+  const [details] = await deps.db
+    .select({
+      username: users.username,
+      disabledAt: users.disabledAt,
+      allowedDomains: applicationKeys.allowedDomains,
+    })
+    .from(accessTokens)
+    .leftJoin(users, eq(users.id, accessTokens.userId))
+    .leftJoin(applicationKeys, eq(applicationKeys.id, accessTokens.applicationKeyId))
+    .where(and(eq(accessTokens.id, token.id), eq(accessTokens.userStoreDomain, token.userStoreDomain)));
+  if (!details || details.disabledAt) return INACTIVE;
+  return {
+    active: true,
+    scope: token.scopes.join(" "),
+    client_id: token.clientId,
+    ...(details.username ? { username: details.username } : {}),
+    token_type: "Bearer",
+    ...(token.expiresAt ? { exp: seconds(token.expiresAt) } : {}),
+    iat: seconds(token.issuedAt),
+    sub: token.userId ?? token.clientId,
+    aud: deps.config.issuer,
+    iss: deps.config.issuer,
+    jti: token.id,
+    // Extension members (RFC 7662 §2.2 allows them): what a gateway needs beyond the standard ones.
+    token_kind: token.kind,
+    ...(token.applicationId ? { application_id: token.applicationId } : {}),
+    ...(token.keyType ? { key_type: token.keyType } : {}),
+    ...(details.allowedDomains ? { allowed_domains: details.allowedDomains } : {}),
+  };
+}
+
+async function introspectRefreshToken(deps: Deps, value: string): Promise<Introspection> {
+  const row = await findRefreshToken(deps, value);
+  if (!row) return INACTIVE;
+  const { token, family, username, disabledAt } = row;
+  const now = new Date();
+  if (token.usedAt || token.revokedAt || family.revokedAt || disabledAt) return INACTIVE;
+  if (token.expiresAt && token.expiresAt <= now) return INACTIVE;
+  return {
+    active: true,
+    client_id: family.clientId,
+    username,
+    token_type: "refresh_token",
+    ...(token.expiresAt ? { exp: seconds(token.expiresAt) } : {}),
+    iat: seconds(token.issuedAt),
+    sub: family.userId,
+    iss: deps.config.issuer,
+  };
+}
+
+async function findRefreshToken(deps: Deps, value: string) {
+  const parsed = parseTokenValue(value, TOKEN_PREFIXES.refreshToken);
+  if (!parsed) return null;
+  const [row] = await deps.db
+    .select({
+      token: refreshTokens,
+      family: refreshTokenFamilies,
+      username: users.username,
+      disabledAt: users.disabledAt,
+    })
+    .from(refreshTokens)
+    .innerJoin(refreshTokenFamilies, eq(refreshTokenFamilies.id, refreshTokens.familyId))
+    .innerJoin(users, eq(users.id, refreshTokenFamilies.userId))
+    .where(eq(refreshTokens.id, parsed.id));
+  return row && verifyTokenValue(deps.secrets.tokenHashKey, value, row.token.tokenHash) ? row : null;
+}
+
+/**
+ * RFC 7009 revocation by the client the token was issued to. A refresh token takes its whole
+ * family with it (and so the access tokens it produced). Unknown tokens, and tokens of other
+ * clients, are left alone without saying so (§2.2: 200 either way).
+ */
+export async function revokeForClient(deps: Deps, client: AuthenticatedClient, value: string): Promise<void> {
+  const clientId = client.key.consumerKey;
+  if (value.startsWith(`${TOKEN_PREFIXES.refreshToken}_`)) {
+    const row = await findRefreshToken(deps, value);
+    if (row && row.family.clientId === clientId) {
+      await deps.db.transaction((tx) => revokeFamily(tx, row.family, "CLIENT_REQUEST", null));
+    }
+    return;
+  }
+  const token = await findAccessToken(deps.db, deps, value);
+  if (!token || token.clientId !== clientId || !isTokenActive(token)) return;
+  await deps.db.transaction((tx) =>
+    revokeAccessTokens(
+      tx,
+      and(eq(accessTokens.id, token.id), eq(accessTokens.userStoreDomain, token.userStoreDomain)),
+      "CLIENT_REQUEST",
+      null,
+    ),
+  );
+}

@@ -1,0 +1,58 @@
+import type { FastifyRequest } from "fastify";
+import { type AuthenticatedClient, authenticateClient } from "../domain/application-key.js";
+import type { Deps } from "../domain/deps.js";
+import { invalidClient, OAuthError } from "./errors.js";
+import { optional } from "./form.js";
+
+/** RFC 6749 §2.3.1: client_secret_basic, whose parts are form-urlencoded before base64. */
+function basicCredentials(header: string): { clientId: string; secret: string } | null {
+  const match = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(header.trim());
+  if (!match?.[1]) return null;
+  const decoded = Buffer.from(match[1], "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return null;
+  try {
+    const unescape = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
+    return { clientId: unescape(decoded.slice(0, colon)), secret: unescape(decoded.slice(colon + 1)) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Authenticates the calling client by HTTP Basic or by client_id/client_secret in the body
+ * (exactly one method, §2.3), with failures rate-limited per client id and per source address.
+ */
+export async function authenticateRequestClient(
+  deps: Deps,
+  request: FastifyRequest,
+  form: Map<string, string>,
+): Promise<AuthenticatedClient> {
+  const header = request.headers.authorization;
+  const postId = optional(form, "client_id");
+  const postSecret = optional(form, "client_secret");
+  if (
+    header &&
+    (postId !== undefined || postSecret !== undefined) &&
+    header.toLowerCase().startsWith("basic ")
+  ) {
+    throw new OAuthError("invalid_request", "use only one client authentication method");
+  }
+  const usedBasic = header !== undefined && header.toLowerCase().startsWith("basic ");
+  const credentials = usedBasic
+    ? basicCredentials(header)
+    : postId !== undefined && postSecret !== undefined
+      ? { clientId: postId, secret: postSecret }
+      : null;
+  if (!credentials || credentials.clientId.length > 256 || credentials.secret.length > 512) {
+    throw invalidClient(usedBasic);
+  }
+  const principal = `client:${credentials.clientId}`;
+  await deps.limiter.check(principal, request.ip);
+  const client = await authenticateClient(deps, credentials.clientId, credentials.secret);
+  if (!client) {
+    await deps.limiter.fail(principal, request.ip);
+    throw invalidClient(usedBasic);
+  }
+  return client;
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { OAuthError } from "./errors.js";
+
+const FORM = "application/x-www-form-urlencoded";
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parses `application/x-www-form-urlencoded` bodies strictly: UTF-8 only (RFC 6749 Appendix B),
+ * and each parameter at most once (§3.1, §3.2). Registered in the OAuth routes' scope only.
+ */
+export function registerFormParser(app: FastifyInstance): void {
+  app.addContentTypeParser(FORM, { parseAs: "buffer" }, (_request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new OAuthError("invalid_request", "the request body is not valid UTF-8"), undefined);
+      return;
+    }
+    const params = new Map<string, string>();
+    for (const [name, value] of new URLSearchParams(text)) {
+      if (params.has(name)) {
+        done(new OAuthError("invalid_request", `the ${name} parameter is repeated`), undefined);
+        return;
+      }
+      params.set(name, value);
+    }
+    done(null, params);
+  });
+}
+
+/** The parsed form of an OAuth request, or invalid_request when the body is not a form. */
+export function formOf(request: FastifyRequest): Map<string, string> {
+  if (!(request.body instanceof Map)) {
+    throw new OAuthError("invalid_request", `the request body must be ${FORM}`);
+  }
+  return request.body as Map<string, string>;
+}
+
+/** An optional parameter; an empty value counts as absent (RFC 6749 §3.1). */
+export function optional(form: Map<string, string>, name: string): string | undefined {
+  const value = form.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** A required parameter, or invalid_request naming it. */
+export function required(form: Map<string, string>, name: string): string {
+  const value = optional(form, name);
+  if (value === undefined) throw new OAuthError("invalid_request", `the ${name} parameter is missing`);
+  if (value.length > 8192) throw new OAuthError("invalid_request", `the ${name} parameter is too long`);
+  return value;
+}
