@@ -1,20 +1,24 @@
 import { randomBytes } from "node:crypto";
-import { eq, inArray, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
+import type { Tx } from "../db/client.js";
 import {
   accessTokens,
   applications,
   type Role,
+  refreshTokenFamilies,
+  type TokenEventReason,
   type UserRow,
   userStoreDomains,
   users,
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
+import { verifyUserCredentials } from "./login.js";
 import { hashPassword } from "./password.js";
 import { revokeAccessTokens } from "./token.js";
 import { isUniqueViolation, parseInput, requireId } from "./validation.js";
-import { type Auth, requireAdmin } from "./viewer.js";
+import { type Auth, requireAdmin, requireViewer } from "./viewer.js";
 
 export const ROLES = ["admin", "subscriber"] as const satisfies readonly Role[];
 
@@ -23,6 +27,11 @@ const Username = z
   .min(3, "must be at least 3 characters")
   .max(64, "must be at most 64 characters")
   .regex(/^[A-Za-z0-9._@-]+$/, "may contain only letters, digits and . _ @ -");
+const Roles = z
+  .array(z.enum(ROLES))
+  .min(1, "must name at least one role")
+  .max(10)
+  .transform((r) => [...new Set(r)]);
 const Password = z
   .string()
   .min(8, "must be at least 8 characters")
@@ -31,12 +40,7 @@ const Password = z
 const CreateUserInput = z.object({
   username: Username,
   password: Password,
-  roles: z
-    .array(z.enum(ROLES))
-    .min(1, "must name at least one role")
-    .max(10)
-    .default(["subscriber"])
-    .transform((r) => [...new Set(r)]),
+  roles: Roles.default(["subscriber"]),
   userStoreDomain: z
     .string()
     .max(32)
@@ -129,4 +133,112 @@ export async function bootstrapAdmin(
   // Another instance may have won the race on PostgreSQL: then it printed the password.
   if (created.length === 0) return null;
   return generatedPassword ? { username, generatedPassword } : { username };
+}
+
+const UpdateUserInput = z.object({
+  id: z.string(),
+  disabled: z.boolean().nullish(),
+  password: Password.nullish(),
+  roles: Roles.nullish(),
+});
+
+/**
+ * Admin: disables or enables a user, sets its password or roles. Disabling revokes every token
+ * the user holds and its applications' tokens (USER_DISABLED); a new password revokes the user's
+ * tokens (PASSWORD_CHANGED): whoever held them must authenticate again.
+ */
+export async function updateUser(
+  deps: Deps,
+  auth: Auth,
+  input: z.input<typeof UpdateUserInput>,
+): Promise<UserRow> {
+  const viewer = requireAdmin(auth);
+  const data = parseInput(UpdateUserInput, input);
+  const userId = requireId("User", data.id);
+  if (userId === viewer.id && (data.disabled || (data.roles && !data.roles.includes("admin")))) {
+    throw new ForbiddenError("admins cannot disable themselves or drop their own admin role");
+  }
+  const passwordHash = data.password ? await hashPassword(data.password) : undefined;
+  return deps.db.transaction(async (tx) => {
+    const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
+    if (!user) throw new NotFoundError("User", data.id);
+    const changes: Partial<UserRow> = {};
+    if (data.disabled === true && !user.disabledAt) {
+      changes.disabledAt = new Date();
+      const owned = tx
+        .select({ id: applications.id })
+        .from(applications)
+        .where(eq(applications.ownerId, userId));
+      await revokeUserTokens(
+        tx,
+        userId,
+        "USER_DISABLED",
+        viewer.id,
+        inArray(accessTokens.applicationId, owned),
+      );
+    }
+    if (data.disabled === false) changes.disabledAt = null;
+    if (passwordHash) {
+      changes.passwordHash = passwordHash;
+      changes.passwordChangedAt = new Date();
+      await revokeUserTokens(tx, userId, "PASSWORD_CHANGED", viewer.id);
+    }
+    if (data.roles) changes.roles = data.roles;
+    if (Object.keys(changes).length === 0) return user;
+    const [updated] = await tx.update(users).set(changes).where(eq(users.id, userId)).returning();
+    return updated!;
+  });
+}
+
+const ChangePasswordInput = z.object({
+  currentPassword: z.string().min(1).max(256),
+  newPassword: Password,
+});
+
+/** The caller changes its own password; every token it holds is revoked (PASSWORD_CHANGED). */
+export async function changePassword(
+  deps: Deps,
+  auth: Auth,
+  input: z.input<typeof ChangePasswordInput>,
+  source: string,
+): Promise<UserRow> {
+  const viewer = requireViewer(auth);
+  const data = parseInput(ChangePasswordInput, input);
+  await verifyUserCredentials(deps, { username: viewer.username, password: data.currentPassword }, source);
+  const passwordHash = await hashPassword(data.newPassword);
+  return deps.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(users)
+      .set({ passwordHash, passwordChangedAt: new Date() })
+      .where(eq(users.id, viewer.id))
+      .returning();
+    await revokeUserTokens(tx, viewer.id, "PASSWORD_CHANGED", viewer.id);
+    return updated!;
+  });
+}
+
+/** Revokes a user's access tokens (and `alsoWhere`) and its refresh token families, with events. */
+async function revokeUserTokens(
+  tx: Tx,
+  userId: string,
+  reason: TokenEventReason,
+  actorId: string,
+  alsoWhere?: SQL,
+): Promise<void> {
+  await tx
+    .update(refreshTokenFamilies)
+    .set({ revokedAt: sql`now()`, revokeReason: reason })
+    .where(and(eq(refreshTokenFamilies.userId, userId), isNull(refreshTokenFamilies.revokedAt)));
+  await revokeAccessTokens(
+    tx,
+    alsoWhere ? or(eq(accessTokens.userId, userId), alsoWhere) : eq(accessTokens.userId, userId),
+    reason,
+    actorId,
+  );
+}
+
+/** Admin: every user, by username. */
+export async function listUsers(deps: Deps, auth: Auth): Promise<UserRow[]> {
+  requireAdmin(auth);
+  return deps.db.select().from(users).orderBy(asc(users.username));
 }

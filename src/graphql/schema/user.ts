@@ -1,5 +1,6 @@
 import type { Role, UserRow } from "../../db/schema/index.js";
 import {
+  ForbiddenError,
   InvalidCredentialsError,
   InvalidGrantError,
   RateLimitedError,
@@ -9,7 +10,15 @@ import {
 import { login } from "../../domain/login.js";
 import { rotateRefreshToken } from "../../domain/refresh-token.js";
 import { CONSOLE_CLIENT_ID } from "../../domain/token.js";
-import { createUser, deleteUser, getUsersByIds } from "../../domain/user.js";
+import {
+  changePassword,
+  createUser,
+  deleteUser,
+  getUsersByIds,
+  listUsers,
+  updateUser,
+} from "../../domain/user.js";
+import { createUserStoreDomain, listUserStoreDomains, partitionOf } from "../../domain/user-store-domain.js";
 import { requireViewer } from "../../domain/viewer.js";
 import { builder } from "../builder.js";
 import { ADMIN_ONLY, ADMIN_ONLY_CREATE } from "./error.js";
@@ -122,5 +131,79 @@ builder.mutationFields((t) => ({
     errors: { types: ADMIN_ONLY },
     args: { input: t.arg({ type: DeleteUserInput, required: true }) },
     resolve: (_root, { input }, ctx) => deleteUser(ctx.deps, ctx.auth, String(input.id)),
+  }),
+}));
+
+const UserStoreDomainRef = builder
+  .objectRef<Awaited<ReturnType<typeof listUserStoreDomains>>[number]>("UserStoreDomain")
+  .implement({
+    description: "A user store domain; its users' tokens live in their own partition.",
+    fields: (t) => ({
+      name: t.exposeString("name"),
+      partition: t.string({ resolve: (d) => partitionOf(d.name) }),
+      createdAt: t.expose("createdAt", { type: "DateTime" }),
+    }),
+  });
+
+const UpdateUserInput = builder.inputType("UpdateUserInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    disabled: t.boolean({ description: "Disabling revokes every token the user and its applications hold." }),
+    password: t.string({ description: "A new password; revokes the user's tokens." }),
+    roles: t.field({ type: [RoleEnum] }),
+  }),
+});
+
+const ChangePasswordInput = builder.inputType("ChangePasswordInput", {
+  fields: (t) => ({
+    currentPassword: t.string({ required: true }),
+    newPassword: t.string({ required: true }),
+  }),
+});
+
+const CreateUserStoreDomainInput = builder.inputType("CreateUserStoreDomainInput", {
+  fields: (t) => ({ name: t.string({ required: true, description: "e.g. PARTNERS" }) }),
+});
+
+const CreateUserStoreDomainPayload = builder
+  .objectRef<Awaited<ReturnType<typeof createUserStoreDomain>>>("CreateUserStoreDomainPayload")
+  .implement({ fields: (t) => ({ domain: t.field({ type: UserStoreDomainRef, resolve: (d) => d }) }) });
+
+builder.queryFields((t) => ({
+  users: t.field({
+    type: [UserRef],
+    description: "Admin: every user.",
+    errors: { types: [UnauthenticatedError, ForbiddenError] },
+    resolve: (_root, _args, ctx) => listUsers(ctx.deps, ctx.auth),
+  }),
+  userStoreDomains: t.field({
+    type: [UserStoreDomainRef],
+    description: "Admin: the user store domains.",
+    errors: { types: [UnauthenticatedError, ForbiddenError] },
+    resolve: (_root, _args, ctx) => listUserStoreDomains(ctx.deps, ctx.auth),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  updateUser: t.field({
+    type: UserPayload("UpdateUserPayload"),
+    description: "Admin: disable or enable a user, set its password or roles.",
+    errors: { types: ADMIN_ONLY },
+    args: { input: t.arg({ type: UpdateUserInput, required: true }) },
+    resolve: (_root, { input }, ctx) => updateUser(ctx.deps, ctx.auth, { ...input, id: String(input.id) }),
+  }),
+  changePassword: t.field({
+    type: UserPayload("ChangePasswordPayload"),
+    description: "Changes the caller's password; every token it holds is revoked.",
+    errors: { types: [UnauthenticatedError, ValidationError, InvalidCredentialsError, RateLimitedError] },
+    args: { input: t.arg({ type: ChangePasswordInput, required: true }) },
+    resolve: (_root, { input }, ctx) => changePassword(ctx.deps, ctx.auth, input, ctx.source),
+  }),
+  createUserStoreDomain: t.field({
+    type: CreateUserStoreDomainPayload,
+    description: "Admin: adds a user store domain and its token partition.",
+    errors: { types: ADMIN_ONLY_CREATE },
+    args: { input: t.arg({ type: CreateUserStoreDomainInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createUserStoreDomain(ctx.deps, ctx.auth, input),
   }),
 }));

@@ -1,0 +1,48 @@
+import { asc, sql } from "drizzle-orm";
+import { z } from "zod";
+import { userStoreDomains } from "../db/schema/index.js";
+import type { Deps } from "./deps.js";
+import { AlreadyExistsError } from "./errors.js";
+import { isUniqueViolation, parseInput } from "./validation.js";
+import { type Auth, requireAdmin } from "./viewer.js";
+
+const DomainInput = z.object({
+  name: z
+    .string()
+    .regex(
+      /^[A-Z][A-Z0-9_]{0,30}$/,
+      "must start with a letter and use upper-case letters, digits and _ (max 31)",
+    ),
+});
+
+/**
+ * Admin: adds a user store domain and its own access token partition (the seeds' user token
+ * partitioning), in one transaction. The name is validated above, so it is safe in DDL.
+ */
+export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.input<typeof DomainInput>) {
+  requireAdmin(auth);
+  const { name } = parseInput(DomainInput, input);
+  try {
+    return await deps.db.transaction(async (tx) => {
+      const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
+      await tx.execute(
+        sql.raw(`create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`),
+      );
+      return domain!;
+    });
+  } catch (error) {
+    if (isUniqueViolation(error) || (error as { cause?: { code?: string } }).cause?.code === "42P07") {
+      throw new AlreadyExistsError("UserStoreDomain", "name");
+    }
+    throw error;
+  }
+}
+
+/** Admin: the user store domains, with the partition each one's tokens live in. */
+export async function listUserStoreDomains(deps: Deps, auth: Auth) {
+  requireAdmin(auth);
+  return deps.db.select().from(userStoreDomains).orderBy(asc(userStoreDomains.name));
+}
+
+/** The partition of access_tokens a domain's tokens are stored in. */
+export const partitionOf = (name: string) => `access_tokens_${name.toLowerCase()}`;

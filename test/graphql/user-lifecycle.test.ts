@@ -1,0 +1,164 @@
+import { gql } from "graphql-request";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { CREATE_USER, createSubscriber, LOGIN, loginAdmin } from "../support/graphql.js";
+
+const ME = gql`{ me { __typename ... on User { username } ... on Error { code } } }`;
+const UPDATE_USER = gql`
+  mutation($input: UpdateUserInput!) {
+    updateUser(input: $input) {
+      __typename
+      ... on UpdateUserPayload { user { username disabled roles } }
+      ... on Error { code message }
+    }
+  }
+`;
+const CHANGE_PASSWORD = gql`
+  mutation($input: ChangePasswordInput!) {
+    changePassword(input: $input) { __typename ... on Error { code message } }
+  }
+`;
+const CREATE_DOMAIN = gql`
+  mutation($name: String!) {
+    createUserStoreDomain(input: { name: $name }) {
+      __typename
+      ... on CreateUserStoreDomainPayload { domain { name partition } }
+      ... on ValidationError { field }
+      ... on Error { code message }
+    }
+  }
+`;
+
+let t: TestApp;
+let admin: string;
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await loginAdmin(t);
+});
+afterAll(() => t.stop());
+
+/** The events written for a user's tokens, oldest first. */
+const revocationReasons = async (userId: string) =>
+  (
+    await t.app.deps.database.raw<{ reason: string }>(
+      "select reason from token_events where user_id = $1 and type = 'REVOKED' order by id",
+      [userId],
+    )
+  ).map((r) => r.reason);
+
+describe("disabling a user", () => {
+  it("revokes every token it holds, with USER_DISABLED events, and blocks login until enabled", async () => {
+    const frank = await createSubscriber(t, admin, "frank");
+    const { updateUser } = await t
+      .client(admin)
+      .request<any>(UPDATE_USER, { input: { id: frank.id, disabled: true } });
+    expect(updateUser).toEqual({
+      __typename: "UpdateUserPayload",
+      user: { username: "frank", disabled: true, roles: ["SUBSCRIBER"] },
+    });
+    expect((await t.client(frank.token).request<any>(ME)).me).toEqual({
+      __typename: "UnauthenticatedError",
+      code: "UNAUTHENTICATED",
+    });
+    expect(await revocationReasons(frank.id)).toEqual(["USER_DISABLED"]);
+    const refused = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "frank", password: frank.password } });
+    expect(refused.login.__typename).toBe("InvalidCredentialsError");
+
+    await t.client(admin).request<any>(UPDATE_USER, { input: { id: frank.id, disabled: false } });
+    const again = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "frank", password: frank.password } });
+    expect(again.login.__typename).toBe("LoginPayload");
+  });
+
+  it("is refused for the caller's own account and for non-admins", async () => {
+    const { me } = await t.client(admin).request<any>(gql`{ me { ... on User { id } } }`);
+    const self = await t.client(admin).request<any>(UPDATE_USER, { input: { id: me.id, disabled: true } });
+    expect(self.updateUser).toMatchObject({ __typename: "ForbiddenError", code: "FORBIDDEN" });
+    const gina = await createSubscriber(t, admin, "gina");
+    const other = await t
+      .client(gina.token)
+      .request<any>(UPDATE_USER, { input: { id: gina.id, disabled: true } });
+    expect(other.updateUser).toMatchObject({ __typename: "ForbiddenError" });
+  });
+});
+
+describe("password changes", () => {
+  it("revoke the user's tokens (PASSWORD_CHANGED) when an admin sets a new password", async () => {
+    const hank = await createSubscriber(t, admin, "hank");
+    await t
+      .client(admin)
+      .request<any>(UPDATE_USER, { input: { id: hank.id, password: "a-brand-new-password" } });
+    expect((await t.client(hank.token).request<any>(ME)).me.__typename).toBe("UnauthenticatedError");
+    expect(await revocationReasons(hank.id)).toEqual(["PASSWORD_CHANGED"]);
+    const login = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "hank", password: "a-brand-new-password" } });
+    expect(login.login.__typename).toBe("LoginPayload");
+  });
+
+  it("require the current password when users change their own, then revoke their tokens", async () => {
+    const ivy = await createSubscriber(t, admin, "ivy");
+    const wrong = await t
+      .client(ivy.token)
+      .request<any>(CHANGE_PASSWORD, {
+        input: { currentPassword: "not-it", newPassword: "ivys-new-password" },
+      });
+    expect(wrong.changePassword).toMatchObject({
+      __typename: "InvalidCredentialsError",
+      code: "INVALID_CREDENTIALS",
+    });
+    const short = await t
+      .client(ivy.token)
+      .request<any>(CHANGE_PASSWORD, { input: { currentPassword: ivy.password, newPassword: "short" } });
+    expect(short.changePassword).toMatchObject({ __typename: "ValidationError", code: "VALIDATION_FAILED" });
+    const ok = await t
+      .client(ivy.token)
+      .request<any>(CHANGE_PASSWORD, {
+        input: { currentPassword: ivy.password, newPassword: "ivys-new-password" },
+      });
+    expect(ok.changePassword.__typename).toBe("ChangePasswordPayload");
+    expect((await t.client(ivy.token).request<any>(ME)).me.__typename).toBe("UnauthenticatedError");
+  });
+});
+
+describe("user store domains", () => {
+  it("creates a domain with its own partition, where its users' tokens are stored", async () => {
+    const { createUserStoreDomain } = await t.client(admin).request<any>(CREATE_DOMAIN, { name: "PARTNERS" });
+    expect(createUserStoreDomain).toEqual({
+      __typename: "CreateUserStoreDomainPayload",
+      domain: { name: "PARTNERS", partition: "access_tokens_partners" },
+    });
+    const { createUser } = await t.client(admin).request<any>(CREATE_USER, {
+      input: { username: "partner-joe", password: "partner-joe-password", userStoreDomain: "PARTNERS" },
+    });
+    expect(createUser.user.userStoreDomain).toBe("PARTNERS");
+    const { login } = await t.client().request<any>(LOGIN, {
+      input: { username: "partner-joe", password: "partner-joe-password" },
+    });
+    const [row] = await t.app.deps.database.raw<{ partition: string }>(
+      "select tableoid::regclass::text as partition from access_tokens where id = $1",
+      [
+        `${login.accessToken.slice(5, 13)}-${login.accessToken.slice(13, 17)}-${login.accessToken.slice(17, 21)}-${login.accessToken.slice(21, 25)}-${login.accessToken.slice(25, 37)}`,
+      ],
+    );
+    expect(row?.partition).toBe("access_tokens_partners");
+    expect((await t.client(login.accessToken).request<any>(ME)).me.username).toBe("partner-joe");
+  });
+
+  it("rejects a duplicate, a malformed name and non-admins", async () => {
+    await t.client(admin).request<any>(CREATE_DOMAIN, { name: "DUPLICATE" });
+    const again = await t.client(admin).request<any>(CREATE_DOMAIN, { name: "DUPLICATE" });
+    expect(again.createUserStoreDomain).toMatchObject({
+      __typename: "AlreadyExistsError",
+      code: "ALREADY_EXISTS",
+    });
+    const bad = await t.client(admin).request<any>(CREATE_DOMAIN, { name: "bad name; drop table users" });
+    expect(bad.createUserStoreDomain).toMatchObject({ __typename: "ValidationError", field: "name" });
+    const kim = await createSubscriber(t, admin, "kim");
+    const denied = await t.client(kim.token).request<any>(CREATE_DOMAIN, { name: "MINE" });
+    expect(denied.createUserStoreDomain).toMatchObject({ __typename: "ForbiddenError" });
+  });
+});
