@@ -21,6 +21,11 @@ export interface Database {
   readonly driver: "pglite" | "postgres";
   /** Runs a raw SQL text and returns its rows (health checks, partitions, advisory locks). */
   raw<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * LISTEN on a channel: `onNotify` gets each committed NOTIFY payload; `onListen` runs whenever
+   * the listening connection is (re)established. Returns the function that stops listening.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -56,6 +61,11 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
     db,
     driver: "pglite",
     raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
+    listen: async (channel, onNotify, onListen) => {
+      const stop = await client.listen(channel, onNotify);
+      onListen?.();
+      return () => stop();
+    },
     close: () => client.close(),
   };
 }
@@ -73,6 +83,11 @@ async function openPostgres(url: string, logger: DrizzleLogger | undefined): Pro
     driver: "postgres",
     raw: async <T>(text: string, params?: unknown[]) =>
       (await sql.unsafe(text, (params ?? []) as never[])) as unknown as T[],
+    listen: async (channel, onNotify, onListen) => {
+      // postgres.js keeps a dedicated connection for LISTEN and re-listens after reconnecting.
+      const { unlisten } = await sql.listen(channel, onNotify, onListen);
+      return unlisten;
+    },
     close: () => sql.end({ timeout: 5 }),
   };
 }
