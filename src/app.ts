@@ -9,10 +9,12 @@ import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
 import { startSweeper } from "./domain/sweeper.js";
 import { bootstrapAdmin } from "./domain/user.js";
+import { createEventBus, type EventBus } from "./events/bus.js";
 import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
+import { registerValidateRoute } from "./http/validate.js";
 import { createLogger } from "./logger.js";
 import { oauthRoutes } from "./oauth/routes.js";
 
@@ -41,6 +43,7 @@ export function buildApp(options: BuildAppOptions): App {
   let ws: ReturnType<typeof createGraphQLWebSocketServer> | undefined;
   let database: Database | undefined;
   let stopSweeper: (() => Promise<void>) | undefined;
+  let bus: EventBus | undefined;
 
   return {
     get deps() {
@@ -56,10 +59,13 @@ export function buildApp(options: BuildAppOptions): App {
       });
       const secrets = await loadServiceSecrets(config, database, log);
       const base = { config, database, db: database.db, secrets, log };
+      bus = createEventBus(database, log, config.eventHeartbeatMs);
+      await bus.start();
       deps = Object.freeze({
         ...base,
         signer: createSigner(base),
         limiter: new FailureLimiter(config.authFailures),
+        bus,
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);
@@ -87,11 +93,13 @@ export function buildApp(options: BuildAppOptions): App {
       await stopSweeper?.();
       await ws?.close();
       await http?.close();
+      await bus?.stop();
       await database?.close();
       ws = undefined;
       http = undefined;
       database = undefined;
       stopSweeper = undefined;
+      bus = undefined;
     },
   };
 }
@@ -120,6 +128,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   });
   registerHealthRoutes(app, deps.database);
   registerJwksRoute(app, deps);
+  registerValidateRoute(app, deps);
   app.register(async (scope) => oauthRoutes(scope, deps));
 
   // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.

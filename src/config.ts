@@ -40,6 +40,13 @@ const schema = z.object({
     .positive()
     .default(30 * 86400),
   SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  EVENT_HEARTBEAT_MS: z.coerce.number().int().min(50).default(1000),
+  CLIENT_DOMAIN_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, "must be an HTTP header name")
+    .default("domain"),
+  VALIDATION_CACHE_SIZE: z.coerce.number().int().positive().default(100_000),
+  VALIDATION_CACHE_TTL: z.coerce.number().int().positive().default(30),
   REFRESH_RETRY_WINDOW: z.coerce.number().int().min(0).max(300).default(10),
   AUTH_FAILURE_LIMIT: z.coerce.number().int().positive().default(10),
   AUTH_FAILURE_LIMIT_PER_SOURCE: z.coerce.number().int().positive().default(50),
@@ -75,6 +82,15 @@ export interface Config {
   readonly tokenEncryptionKeys: ReadonlyArray<{ readonly id: string; readonly key: string }> | undefined;
   readonly jwt: { readonly alg: "RS256" | "ES256" | "PS256" | "EdDSA"; readonly signingKeyMaxAge: number };
   readonly sweeperIntervalMs: number;
+  /** PostgreSQL event stream heartbeat: silence for three beats counts as an interruption. */
+  readonly eventHeartbeatMs: number;
+  readonly gateway: {
+    /** The header carrying the caller's domain (the seeds' ClientDomainHeader). */
+    readonly clientDomainHeader: string;
+    readonly cacheSize: number;
+    /** Seconds a cached token's subscriptions and scopes are trusted; revocation is pushed, never waited for. */
+    readonly cacheTtl: number;
+  };
   /** Seconds in which a repeated refresh (a lost response) gets the same new pair back. */
   readonly refreshRetryWindow: number;
   /** Failed credential checks allowed per client id or username, and per source address, per window (s). */
@@ -130,6 +146,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }),
     jwt: Object.freeze({ alg: e.JWT_SIGNING_ALG, signingKeyMaxAge: e.JWT_SIGNING_KEY_MAX_AGE }),
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
+    eventHeartbeatMs: e.EVENT_HEARTBEAT_MS,
+    gateway: Object.freeze({
+      clientDomainHeader: e.CLIENT_DOMAIN_HEADER.toLowerCase(),
+      cacheSize: e.VALIDATION_CACHE_SIZE,
+      cacheTtl: e.VALIDATION_CACHE_TTL,
+    }),
     refreshRetryWindow: e.REFRESH_RETRY_WINDOW,
     authFailures: Object.freeze({
       perPrincipal: e.AUTH_FAILURE_LIMIT,

@@ -25,7 +25,11 @@ export interface Database {
    * LISTEN on a channel: `onNotify` gets each committed NOTIFY payload; `onListen` runs whenever
    * the listening connection is (re)established. Returns the function that stops listening.
    */
-  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database, Db } from "../db/client.js";
+import type { EventBus } from "../events/bus.js";
 import type { FailureLimiter } from "./rate-limit.js";
 import type { ServiceSecrets } from "./service-secrets.js";
 import type { Signer } from "./signing-key.js";
@@ -16,4 +17,6 @@ export interface Deps {
   readonly signer: Signer;
   /** Failed credential checks, per principal and per source. */
   readonly limiter: FailureLimiter;
+  /** Committed token events from every instance. */
+  readonly bus: EventBus;
 }

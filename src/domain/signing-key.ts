@@ -39,7 +39,7 @@ export interface Signer {
   ready(): Promise<void>;
 }
 
-type SignerDeps = Omit<Deps, "signer" | "limiter">;
+type SignerDeps = Omit<Deps, "signer" | "limiter" | "bus">;
 type SigningKeyRow = typeof signingKeys.$inferSelect;
 
 /** The active key as this instance holds it, with its private half decrypted. */

@@ -1,0 +1,248 @@
+import { eq } from "drizzle-orm";
+import {
+  accessTokens,
+  apiResources,
+  apis,
+  applicationKeys,
+  subscriptions,
+  users,
+} from "../db/schema/index.js";
+import type { Deps } from "./deps.js";
+import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
+import { ValidationCache } from "./validation-cache.js";
+
+/** What a gateway forwards about the call it is about to make. */
+export interface GatewayRequest {
+  readonly authorization: string | undefined;
+  readonly domain: string | undefined;
+  readonly method: string;
+  readonly uri: string;
+}
+
+/** The answer: 200 with identity headers, 401 (RFC 6750 §3.1) or 403. */
+export type GatewayDecision =
+  | { readonly status: 200; readonly headers: Readonly<Record<string, string>> }
+  | { readonly status: 401; readonly error: "invalid_token" | null; readonly description: string }
+  | {
+      readonly status: 403;
+      readonly error: "insufficient_scope" | "forbidden";
+      readonly description: string;
+      readonly scope?: string;
+    };
+
+/** Everything the check needs about one token, as cached. */
+export interface TokenGrant {
+  readonly id: string;
+  readonly tokenHash: string;
+  readonly kind: "APPLICATION" | "USER";
+  readonly clientId: string;
+  readonly subject: string;
+  readonly username: string | null;
+  readonly applicationId: string | null;
+  readonly keyType: string | null;
+  readonly scopes: readonly string[];
+  /** Epoch ms; null = never. The earlier of expiry and a scheduled (grace period) revocation. */
+  readonly endsAt: number | null;
+  readonly revoked: boolean;
+  readonly allowedDomains: readonly string[];
+  readonly apis: readonly ApiGrant[];
+}
+
+interface ApiGrant {
+  /** `/context/version` */
+  readonly prefix: string;
+  readonly resources: readonly {
+    readonly method: string;
+    readonly pattern: RegExp;
+    readonly scopes: readonly string[];
+  }[];
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
+const unauthorized = (
+  description: string,
+  error: "invalid_token" | null = "invalid_token",
+): GatewayDecision => ({
+  status: 401,
+  error,
+  description,
+});
+const forbidden = (description: string): GatewayDecision => ({
+  status: 403,
+  error: "forbidden",
+  description,
+});
+
+/**
+ * The gateway check behind GET /validate: token active, API subscribed, domain allowed, resource
+ * scopes held. Tokens come from a per-instance cache that revocation events clear at once.
+ */
+export function createGatewayCheck(deps: Deps) {
+  const cache = new ValidationCache(deps, (id) => loadGrant(deps, id));
+
+  async function check(request: GatewayRequest): Promise<GatewayDecision> {
+    if (!request.authorization) return unauthorized("a bearer token is required", null);
+    const value = BEARER.exec(request.authorization)?.[1];
+    if (!value) return unauthorized("the Authorization header is not a bearer token");
+    const id = await tokenIdOf(deps, value);
+    if (!id) return unauthorized("the token is malformed or not issued here");
+    const grant = await cache.get(id);
+    if (!grant || !verifyTokenValue(deps.secrets.tokenHashKey, value, grant.tokenHash)) {
+      return unauthorized("the token is not known");
+    }
+    if (grant.revoked) return unauthorized("the token is revoked");
+    if (grant.endsAt !== null && grant.endsAt <= Date.now()) return unauthorized("the token is expired");
+    return authorize(grant, request, deps.config.gateway.clientDomainHeader);
+  }
+
+  return { check, cache };
+}
+
+/** The row id an access token names: from an opaque value without I/O, from a JWT by signature. */
+async function tokenIdOf(deps: Deps, value: string): Promise<string | null> {
+  if (value.startsWith(`${TOKEN_PREFIXES.accessToken}_`))
+    return parseTokenValue(value, TOKEN_PREFIXES.accessToken)?.id ?? null;
+  if (value.split(".").length !== 3 || value.length > 8192) return null;
+  const payload = await deps.signer.verifyAccessToken(value);
+  return typeof payload?.jti === "string" ? payload.jti : null;
+}
+
+function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: string): GatewayDecision {
+  let path: string;
+  try {
+    // Resolves dot segments (also %2e), so /api/v1/../admin cannot pass for /api/v1/...
+    path = new URL(request.uri, "http://gateway.invalid").pathname;
+  } catch {
+    return forbidden("the original URI is not a valid path");
+  }
+  const api = grant.apis.find((a) => path === a.prefix || path.startsWith(`${a.prefix}/`));
+  if (!api) return forbidden("the token's application is not subscribed to this API");
+  if (!domainAllowed(grant.allowedDomains, request.domain)) {
+    return forbidden(
+      request.domain
+        ? "the calling domain is not allowed for this key"
+        : `the ${domainHeader} header is required for this key`,
+    );
+  }
+  if (api.resources.length > 0) {
+    const relative = path.slice(api.prefix.length) || "/";
+    const method = request.method.toUpperCase();
+    const resource = api.resources.find((r) => r.method === method && r.pattern.test(relative));
+    if (!resource) return forbidden("the API defines no such resource");
+    const missing = resource.scopes.filter((s) => !grant.scopes.includes(s));
+    if (missing.length > 0) {
+      return {
+        status: 403,
+        error: "insufficient_scope",
+        description: "the token lacks a scope this resource requires",
+        scope: resource.scopes.join(" "),
+      };
+    }
+  }
+  return {
+    status: 200,
+    headers: {
+      "x-auth-subject": grant.subject,
+      "x-auth-client-id": grant.clientId,
+      "x-auth-token-kind": grant.kind,
+      "x-auth-scopes": grant.scopes.join(" "),
+      ...(grant.applicationId ? { "x-auth-application-id": grant.applicationId } : {}),
+      ...(grant.keyType ? { "x-auth-key-type": grant.keyType } : {}),
+      ...(grant.username ? { "x-auth-username": grant.username } : {}),
+    },
+  };
+}
+
+/** No list, an empty list or ALL: every domain. Otherwise the host (and port, if listed) must match. */
+export function domainAllowed(allowed: readonly string[], header: string | undefined): boolean {
+  if (allowed.length === 0 || allowed.includes("ALL")) return true;
+  if (!header) return false;
+  let host = header.trim().toLowerCase();
+  if (host.includes("://")) {
+    try {
+      host = new URL(host).host;
+    } catch {
+      return false;
+    }
+  }
+  const bare = host.replace(/:\d+$/, "");
+  return allowed.some((entry) => {
+    const withPort = /:\d+$/.test(entry);
+    const candidate = withPort ? host : bare;
+    if (entry.startsWith("*."))
+      return candidate.endsWith(entry.slice(1)) && candidate.length > entry.length - 1;
+    return candidate === entry;
+  });
+}
+
+/** A resource path pattern as a regular expression: `{name}` is one segment, `*` anything. */
+export function resourcePattern(pattern: string): RegExp {
+  const source = pattern
+    .split(/(\{[^}/]+\}|\*)/)
+    .map((part) =>
+      part === "*" ? ".*" : /^\{[^}/]+\}$/.test(part) ? "[^/]+" : part.replace(/[.+?^$()|[\]\\]/g, "\\$&"),
+    )
+    .join("");
+  return new RegExp(`^${source}/?$`);
+}
+
+/** Reads one token with its key, user and subscribed APIs (two statements). */
+async function loadGrant(deps: Deps, id: string): Promise<TokenGrant | null> {
+  const [row] = await deps.db
+    .select({
+      token: accessTokens,
+      username: users.username,
+      disabledAt: users.disabledAt,
+      allowedDomains: applicationKeys.allowedDomains,
+    })
+    .from(accessTokens)
+    .leftJoin(users, eq(users.id, accessTokens.userId))
+    .leftJoin(applicationKeys, eq(applicationKeys.id, accessTokens.applicationKeyId))
+    .where(eq(accessTokens.id, id));
+  if (!row) return null;
+  const { token } = row;
+  const subscribed = token.applicationId
+    ? await deps.db
+        .select({
+          apiId: apis.id,
+          context: apis.context,
+          version: apis.version,
+          method: apiResources.method,
+          pathPattern: apiResources.pathPattern,
+          scopes: apiResources.scopes,
+        })
+        .from(subscriptions)
+        .innerJoin(apis, eq(apis.id, subscriptions.apiId))
+        .leftJoin(apiResources, eq(apiResources.apiId, apis.id))
+        .where(eq(subscriptions.applicationId, token.applicationId))
+    : [];
+  const byApi = new Map<string, { prefix: string; resources: ApiGrant["resources"][number][] }>();
+  for (const r of subscribed) {
+    const api = byApi.get(r.apiId) ?? { prefix: `${r.context}/${r.version}`, resources: [] };
+    byApi.set(r.apiId, api);
+    if (r.method && r.pathPattern)
+      api.resources.push({
+        method: r.method,
+        pattern: resourcePattern(r.pathPattern),
+        scopes: r.scopes ?? [],
+      });
+  }
+  const ends = [token.expiresAt, token.revokeScheduledAt]
+    .filter((d): d is Date => d !== null)
+    .map((d) => d.getTime());
+  return {
+    id: token.id,
+    tokenHash: token.tokenHash,
+    kind: token.kind,
+    clientId: token.clientId,
+    subject: token.userId ?? token.clientId,
+    username: row.username,
+    applicationId: token.applicationId,
+    keyType: token.keyType,
+    scopes: token.scopes,
+    endsAt: ends.length > 0 ? Math.min(...ends) : null,
+    revoked: token.revokedAt !== null || row.disabledAt !== null,
+    allowedDomains: row.allowedDomains ?? [],
+    apis: [...byApi.values()],
+  };
+}

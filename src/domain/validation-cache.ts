@@ -1,0 +1,73 @@
+import { LRUCache } from "lru-cache";
+import type { TokenEventNotice } from "../events/bus.js";
+import type { Deps } from "./deps.js";
+import type { TokenGrant } from "./gateway.js";
+
+const MISSING = Symbol("missing");
+
+/**
+ * The seeds' "caching for key validation", made safe: entries are dropped the moment a
+ * revocation event arrives from any instance (never after a lifetime), a revocation that races a
+ * load leaves a tombstone so the load cannot re-insert a live entry, and while the event stream
+ * is interrupted the cache is flushed and bypassed — a lost notification cannot keep a revoked
+ * token alive. The lifetime (VALIDATION_CACHE_TTL) only bounds how stale subscriptions and
+ * scopes may be.
+ */
+export class ValidationCache {
+  private readonly entries: LRUCache<string, TokenGrant | typeof MISSING>;
+  private readonly tombstones: LRUCache<string, true>;
+  private epoch = 0;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly load: (id: string) => Promise<TokenGrant | null>,
+  ) {
+    const { cacheSize, cacheTtl } = deps.config.gateway;
+    this.entries = new LRUCache({ max: cacheSize, ttl: cacheTtl * 1000 });
+    this.tombstones = new LRUCache({ max: cacheSize, ttl: cacheTtl * 2000 });
+    deps.bus.subscribe((event) => this.onEvent(event));
+    deps.bus.onConnectivity(() => this.flush());
+  }
+
+  /** The token's grant: from the cache, or from the database (always, while events may be lost). */
+  async get(id: string): Promise<TokenGrant | null> {
+    const connected = this.deps.bus.connected;
+    const hit = connected ? this.entries.get(id) : undefined;
+    if (hit !== undefined) return hit === MISSING ? null : hit;
+    const epoch = this.epoch;
+    const grant = await this.load(id);
+    if (this.tombstones.has(id)) return grant && { ...grant, revoked: true };
+    if (connected && epoch === this.epoch && this.deps.bus.connected) this.entries.set(id, grant ?? MISSING);
+    return grant;
+  }
+
+  /** Forgets everything (the event stream was interrupted, or an admin asked). */
+  flush(): void {
+    this.epoch += 1;
+    this.entries.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private onEvent(event: TokenEventNotice): void {
+    if (event.truncated) {
+      // Without the row we cannot tell what changed: start over.
+      this.flush();
+      return;
+    }
+    const id = event.token_id;
+    if (id && (event.type === "REVOKED" || event.type === "EXPIRED")) this.tombstones.set(id, true);
+    if (id) {
+      this.entries.delete(id);
+      return;
+    }
+    // Key-level changes (validity, secrets, new keys): drop the application's cached tokens.
+    if (event.application_id) {
+      for (const [key, entry] of this.entries.entries()) {
+        if (entry !== MISSING && entry.applicationId === event.application_id) this.entries.delete(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Database } from "../db/client.js";
+import type { TokenEventReason, TokenEventType } from "../db/schema/index.js";
+import { TOKEN_EVENTS_CHANNEL } from "../domain/token-event.js";
+
+/** A committed token event as announced on the channel (the token_events row, as JSON). */
+export interface TokenEventNotice {
+  readonly id: number;
+  readonly type: TokenEventType;
+  readonly reason: TokenEventReason | null;
+  readonly occurred_at: string;
+  readonly token_id: string | null;
+  readonly token_kind: "APPLICATION" | "USER" | null;
+  readonly key_type: "PRODUCTION" | "SANDBOX" | null;
+  readonly application_id: string | null;
+  readonly user_id: string | null;
+  readonly scopes: string[] | null;
+  readonly expires_at: string | null;
+  /** Too large for NOTIFY: only `id` is set; read the row. */
+  readonly truncated?: true;
+}
+
+export interface EventBus {
+  /** Every committed event, on every instance, in the order the channel delivers them. */
+  subscribe(listener: (event: TokenEventNotice) => void): () => void;
+  /**
+   * `false` when events may have been missed (the listening connection was lost or went silent),
+   * `true` once listening again. Caches must not trust what they hold in between.
+   */
+  onConnectivity(listener: (connected: boolean) => void): () => void;
+  readonly connected: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Heartbeat {
+  readonly hb: string;
+}
+
+/**
+ * The event bus over LISTEN/NOTIFY: in-process on PGlite, across instances on PostgreSQL.
+ * On PostgreSQL each instance also NOTIFYs a heartbeat every `heartbeatMs` and expects to hear it
+ * back; silence for three beats, or a reconnection, means events may have been lost.
+ */
+export function createEventBus(database: Database, log: Logger, heartbeatMs: number): EventBus {
+  const listeners = new Set<(event: TokenEventNotice) => void>();
+  const connectivity = new Set<(connected: boolean) => void>();
+  const instance = randomUUID();
+  let connected = false;
+  let listens = 0;
+  let lastBeat = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+
+  const setConnected = (value: boolean) => {
+    if (connected === value) return;
+    connected = value;
+    log[value ? "info" : "warn"](
+      { connected: value },
+      value ? "event stream connected" : "event stream interrupted",
+    );
+    for (const listener of connectivity) listener(value);
+  };
+
+  const onNotify = (payload: string) => {
+    let message: TokenEventNotice | Heartbeat;
+    try {
+      message = JSON.parse(payload) as TokenEventNotice | Heartbeat;
+    } catch {
+      return;
+    }
+    if ("hb" in message) {
+      if (message.hb === instance) {
+        lastBeat = Date.now();
+        setConnected(true);
+      }
+      return;
+    }
+    for (const listener of listeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        log.error({ err: error }, "token event listener failed");
+      }
+    }
+  };
+
+  const onListen = () => {
+    listens += 1;
+    // A second LISTEN means the connection was re-established: anything in between is lost.
+    if (listens > 1) setConnected(false);
+    lastBeat = Date.now();
+    setConnected(true);
+  };
+
+  return {
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    onConnectivity(listener) {
+      connectivity.add(listener);
+      return () => connectivity.delete(listener);
+    },
+    get connected() {
+      return connected;
+    },
+    async start() {
+      unlisten = await database.listen(TOKEN_EVENTS_CHANNEL, onNotify, onListen);
+      if (database.driver !== "postgres") return;
+      timer = setInterval(() => {
+        if (Date.now() - lastBeat > 3 * heartbeatMs) setConnected(false);
+        database
+          .raw("select pg_notify($1, $2)", [TOKEN_EVENTS_CHANNEL, JSON.stringify({ hb: instance })])
+          .catch(() => setConnected(false));
+      }, heartbeatMs);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await unlisten?.().catch(() => undefined);
+      setConnected(false);
+    },
+  };
+}
