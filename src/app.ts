@@ -7,15 +7,17 @@ import { FailureLimiter } from "./domain/rate-limit.js";
 import { loadServiceSecrets } from "./domain/service-secrets.js";
 import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
-import { startSweeper } from "./domain/sweeper.js";
+import { type SweepResult, startSweeper } from "./domain/sweeper.js";
 import { bootstrapAdmin } from "./domain/user.js";
 import { createEventBus, type EventBus } from "./events/bus.js";
+import { EventHub } from "./events/hub.js";
 import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
 import { registerValidateRoute } from "./http/validate.js";
 import { createLogger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { oauthRoutes } from "./oauth/routes.js";
 
 export interface BuildAppOptions {
@@ -59,6 +61,7 @@ export function buildApp(options: BuildAppOptions): App {
       });
       const secrets = await loadServiceSecrets(config, database, log);
       const base = { config, database, db: database.db, secrets, log };
+      const metrics = createMetrics();
       bus = createEventBus(database, log, config.eventHeartbeatMs);
       await bus.start();
       deps = Object.freeze({
@@ -66,6 +69,8 @@ export function buildApp(options: BuildAppOptions): App {
         signer: createSigner(base),
         limiter: new FailureLimiter(config.authFailures),
         bus,
+        hub: new EventHub(bus, config.eventQueueLimit, metrics),
+        metrics,
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);
@@ -82,7 +87,7 @@ export function buildApp(options: BuildAppOptions): App {
       http = createHttpServer(deps, log);
       ws = createGraphQLWebSocketServer(deps, createGraphQLServer(deps));
       http.server.on("upgrade", ws.handleUpgrade);
-      stopSweeper = startSweeper(deps);
+      stopSweeper = startSweeper(deps, (swept) => recordSweep(deps!.metrics, swept));
       await http.listen({ host: config.host, port: config.port });
       const address = http.server.address();
       const port = typeof address === "object" && address ? address.port : config.port;
@@ -128,7 +133,13 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   });
   registerHealthRoutes(app, deps.database);
   registerJwksRoute(app, deps);
-  registerValidateRoute(app, deps);
+  const gateway = registerValidateRoute(app, deps);
+  deps.metrics.probes.validationCacheEntries = () => gateway.cache.size;
+  app.get("/metrics", async (_request, reply) =>
+    reply
+      .header("content-type", deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics()),
+  );
   app.register(async (scope) => oauthRoutes(scope, deps));
 
   // Bad requests get a clear 4xx; anything else is logged and masked, never a stack trace.
@@ -153,4 +164,12 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
 /** Request log lines: method, path without query string (it may carry credentials), client address. */
 function serializeRequest(request: { method: string; url: string; ip?: string }) {
   return { method: request.method, path: request.url.split("?")[0], remoteAddress: request.ip };
+}
+
+function recordSweep(metrics: Metrics, swept: SweepResult): void {
+  if (swept.expired > 0) metrics.sweeperLag.set(swept.lag);
+  metrics.swept.inc({ job: "expired" }, swept.expired);
+  metrics.swept.inc({ job: "expiring_soon" }, swept.expiringSoon);
+  metrics.swept.inc({ job: "grace_ended" }, swept.graceEnded);
+  metrics.swept.inc({ job: "purged" }, swept.purged);
 }

@@ -40,6 +40,13 @@ const schema = z.object({
     .positive()
     .default(30 * 86400),
   SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  EVENT_QUEUE_LIMIT: z.coerce.number().int().positive().default(1000),
+  EXPIRING_SOON_WARNING: z.coerce.number().int().min(0).default(300),
+  TOKEN_RETENTION: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(7 * 86400),
   EVENT_HEARTBEAT_MS: z.coerce.number().int().min(50).default(1000),
   CLIENT_DOMAIN_HEADER: z
     .string()
@@ -84,6 +91,12 @@ export interface Config {
   readonly sweeperIntervalMs: number;
   /** PostgreSQL event stream heartbeat: silence for three beats counts as an interruption. */
   readonly eventHeartbeatMs: number;
+  /** Events queued for one live subscriber before it is cut off as too slow. */
+  readonly eventQueueLimit: number;
+  /** Seconds before expiry that EXPIRING_SOON is sent (0 = never). */
+  readonly expiringSoonWarning: number;
+  /** Seconds expired and revoked token rows are kept before the sweeper purges them (events stay). */
+  readonly tokenRetention: number;
   readonly gateway: {
     /** The header carrying the caller's domain (the seeds' ClientDomainHeader). */
     readonly clientDomainHeader: string;
@@ -147,6 +160,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwt: Object.freeze({ alg: e.JWT_SIGNING_ALG, signingKeyMaxAge: e.JWT_SIGNING_KEY_MAX_AGE }),
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
     eventHeartbeatMs: e.EVENT_HEARTBEAT_MS,
+    eventQueueLimit: e.EVENT_QUEUE_LIMIT,
+    expiringSoonWarning: e.EXPIRING_SOON_WARNING,
+    tokenRetention: e.TOKEN_RETENTION,
     gateway: Object.freeze({
       clientDomainHeader: e.CLIENT_DOMAIN_HEADER.toLowerCase(),
       cacheSize: e.VALIDATION_CACHE_SIZE,

@@ -2,6 +2,8 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database, Db } from "../db/client.js";
 import type { EventBus } from "../events/bus.js";
+import type { EventHub } from "../events/hub.js";
+import type { Metrics } from "../metrics.js";
 import type { FailureLimiter } from "./rate-limit.js";
 import type { ServiceSecrets } from "./service-secrets.js";
 import type { Signer } from "./signing-key.js";
@@ -19,4 +21,7 @@ export interface Deps {
   readonly limiter: FailureLimiter;
   /** Committed token events from every instance. */
   readonly bus: EventBus;
+  /** Live token event subscribers of this instance. */
+  readonly hub: EventHub;
+  readonly metrics: Metrics;
 }

@@ -39,7 +39,7 @@ export interface Signer {
   ready(): Promise<void>;
 }
 
-type SignerDeps = Omit<Deps, "signer" | "limiter" | "bus">;
+type SignerDeps = Pick<Deps, "config" | "database" | "db" | "secrets" | "log">;
 type SigningKeyRow = typeof signingKeys.$inferSelect;
 
 /** The active key as this instance holds it, with its private half decrypted. */

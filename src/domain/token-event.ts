@@ -4,9 +4,11 @@ import {
   type AccessTokenRow,
   type NewTokenEvent,
   type TokenEventReason,
+  type TokenEventRow,
   type TokenEventType,
   tokenEvents,
 } from "../db/schema/index.js";
+import type { TokenEventNotice } from "../events/bus.js";
 
 /** The NOTIFY channel every committed token event is announced on. */
 export const TOKEN_EVENTS_CHANNEL = "token_events";
@@ -46,5 +48,54 @@ export function tokenEventFor(
     scopes: token.scopes,
     expiresAt: token.expiresAt,
     actorId,
+  };
+}
+
+/** A token event as the API shows it, from a row or from a live notice alike. */
+export interface TokenEventRecord {
+  readonly id: string;
+  readonly type: TokenEventType;
+  readonly reason: TokenEventReason | null;
+  readonly occurredAt: Date;
+  readonly tokenId: string | null;
+  readonly tokenKind: "APPLICATION" | "USER" | null;
+  readonly keyType: "PRODUCTION" | "SANDBOX" | null;
+  readonly applicationId: string | null;
+  readonly userId: string | null;
+  readonly scopes: readonly string[] | null;
+  readonly expiresAt: Date | null;
+}
+
+export function fromRow(row: TokenEventRow): TokenEventRecord {
+  return {
+    id: row.id.toString(),
+    type: row.type,
+    reason: row.reason,
+    occurredAt: row.occurredAt,
+    tokenId: row.tokenId,
+    tokenKind: row.tokenKind,
+    keyType: row.keyType,
+    applicationId: row.applicationId,
+    userId: row.userId,
+    scopes: row.scopes,
+    expiresAt: row.expiresAt,
+  };
+}
+
+/** A NOTIFY payload as a record; null for one announced by id only (callers read it instead). */
+export function fromNotice(notice: TokenEventNotice): TokenEventRecord | null {
+  if (notice.truncated) return null;
+  return {
+    id: String(notice.id),
+    type: notice.type,
+    reason: notice.reason,
+    occurredAt: new Date(notice.occurred_at),
+    tokenId: notice.token_id,
+    tokenKind: notice.token_kind,
+    keyType: notice.key_type,
+    applicationId: notice.application_id,
+    userId: notice.user_id,
+    scopes: notice.scopes,
+    expiresAt: notice.expires_at ? new Date(notice.expires_at) : null,
   };
 }

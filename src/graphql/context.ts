@@ -8,6 +8,8 @@ export interface GraphQLContext {
   readonly auth: Auth;
   /** The caller's address, for rate limits on credential checks. */
   readonly source: string;
+  /** Over WebSocket: closes the connection (slow consumers). */
+  readonly closeSocket?: (code: number, reason: string) => void;
 }
 
 const BEARER = /^Bearer[ ]+([^ ]+)[ ]*$/i;

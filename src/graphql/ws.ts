@@ -25,15 +25,14 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
     {
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
-      // A connection that presents credentials must present valid ones; anonymous ones may log in.
-      onConnect: async (ctx) => {
-        const auth = await authenticate(deps, ctx.connectionParams?.authorization);
-        return auth.viewer !== null || auth.failure === "missing";
-      },
+      // Only authenticated connections (log in over HTTP first): anything else is refused (4403).
+      onConnect: async (ctx) =>
+        (await authenticate(deps, ctx.connectionParams?.authorization)).viewer !== null,
       onSubscribe: async (ctx, _id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams ?? {},
           source: ctx.extra.request.socket.remoteAddress ?? "unknown",
+          closeSocket: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
         });
         let document: ReturnType<typeof parse>;
         try {

@@ -12,6 +12,7 @@ export interface ServerContext {
   readonly connectionParams?: Readonly<Record<string, unknown>>;
   /** The client address (HTTP: Fastify's request.ip; WebSocket: the socket's remote address). */
   readonly source?: string;
+  readonly closeSocket?: (code: number, reason: string) => void;
 }
 
 export const GRAPHQL_PATH = "/graphql";

@@ -31,14 +31,11 @@ export async function authenticateRequestClient(
   const header = request.headers.authorization;
   const postId = optional(form, "client_id");
   const postSecret = optional(form, "client_secret");
-  if (
-    header &&
-    (postId !== undefined || postSecret !== undefined) &&
-    header.toLowerCase().startsWith("basic ")
-  ) {
+  // The scheme alone ("Basic", credentials missing) is still an attempt at Basic: it gets the challenge.
+  const usedBasic = header !== undefined && /^basic(\s|$)/i.test(header);
+  if (usedBasic && (postId !== undefined || postSecret !== undefined)) {
     throw new OAuthError("invalid_request", "use only one client authentication method");
   }
-  const usedBasic = header !== undefined && header.toLowerCase().startsWith("basic ");
   const credentials = usedBasic
     ? basicCredentials(header)
     : postId !== undefined && postSecret !== undefined

@@ -5,8 +5,8 @@ const FORM = "application/x-www-form-urlencoded";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Parses `application/x-www-form-urlencoded` bodies strictly: UTF-8 only (RFC 6749 Appendix B),
- * and each parameter at most once (§3.1, §3.2). Registered in the OAuth routes' scope only.
+ * Parses `application/x-www-form-urlencoded` bodies strictly: UTF-8 only, raw or percent-encoded
+ * (RFC 6749 Appendix B), and each parameter at most once (§3.1, §3.2). Registered in the OAuth routes' scope only.
  */
 export function registerFormParser(app: FastifyInstance): void {
   app.addContentTypeParser(FORM, { parseAs: "buffer" }, (_request, body, done) => {
@@ -18,7 +18,22 @@ export function registerFormParser(app: FastifyInstance): void {
       return;
     }
     const params = new Map<string, string>();
-    for (const [name, value] of new URLSearchParams(text)) {
+    for (const pair of text.split("&")) {
+      if (pair === "") continue;
+      const eq = pair.indexOf("=");
+      let name: string;
+      let value: string;
+      try {
+        name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
+        value = decodeComponent(eq < 0 ? "" : pair.slice(eq + 1));
+      } catch {
+        // URLSearchParams would turn %FF into U+FFFD silently: distinct inputs, one value.
+        done(
+          new OAuthError("invalid_request", "the request body is not valid percent-encoded UTF-8"),
+          undefined,
+        );
+        return;
+      }
       if (params.has(name)) {
         done(new OAuthError("invalid_request", `the ${name} parameter is repeated`), undefined);
         return;
@@ -28,6 +43,9 @@ export function registerFormParser(app: FastifyInstance): void {
     done(null, params);
   });
 }
+
+/** One form-urlencoded name or value: `+` is a space; bad percent-encoding or UTF-8 throws. */
+const decodeComponent = (raw: string) => decodeURIComponent(raw.replaceAll("+", " "));
 
 /** The parsed form of an OAuth request, or invalid_request when the body is not a form. */
 export function formOf(request: FastifyRequest): Map<string, string> {

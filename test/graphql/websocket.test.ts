@@ -1,7 +1,7 @@
 import type { Client } from "graphql-ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { ADMIN, startTestApp, type TestApp } from "../support/app.js";
+import { startTestApp, type TestApp } from "../support/app.js";
 import { loginAdmin } from "../support/graphql.js";
 import { runOnce, wsClient } from "../support/ws.js";
 
@@ -29,16 +29,12 @@ describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
     expect(result).toEqual({ data: { me: { __typename: "User", username: "admin", roles: ["ADMIN"] } } });
   });
 
-  it("lets an anonymous connection log in, and answers it as unauthenticated otherwise", async () => {
-    const client = open();
-    const me = await runOnce(client, "{ me { __typename ... on Error { code } } }");
-    expect(me).toEqual({ data: { me: { __typename: "UnauthenticatedError", code: "UNAUTHENTICATED" } } });
-    const login = await runOnce(
-      client,
-      "mutation($input: LoginInput!) { login(input: $input) { __typename } }",
-      { input: ADMIN },
+  it("refuses a connection without credentials (close 4403): log in over HTTP first", async () => {
+    const closed = await runOnce(open(), "{ __typename }").then(
+      () => null,
+      (event: { code: number; reason: string }) => event,
     );
-    expect(login).toEqual({ data: { login: { __typename: "LoginPayload" } } });
+    expect(closed).toMatchObject({ code: 4403, reason: "Forbidden" });
   });
 
   it("refuses a connection that presents an invalid token (close 4403)", async () => {
@@ -87,7 +83,7 @@ describe("introspection over WebSocket in production", () => {
   afterAll(() => prod.stop());
 
   it("is refused, as over HTTP", async () => {
-    const client = wsClient(prod);
+    const client = wsClient(prod, await loginAdmin(prod));
     clients.push(client);
     const error = await runOnce(client, "{ __schema { queryType { name } } }").then(
       () => null,

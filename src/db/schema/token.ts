@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { applications } from "./application.js";
 import { applicationKeys } from "./application-key.js";
@@ -46,6 +47,10 @@ export const accessTokens = pgTable(
     index("access_tokens_application_key_idx").on(t.applicationKeyId),
     index("access_tokens_user_idx").on(t.userId),
     index("access_tokens_expires_at_idx").on(t.expiresAt),
+    // The sweeper's work list: expiring tokens not yet announced.
+    index("access_tokens_unannounced_expiry_idx")
+      .on(t.expiresAt)
+      .where(sql`${t.expiredNotifiedAt} is null and ${t.revokedAt} is null`),
   ],
 );
 

@@ -10,6 +10,7 @@ import "./application-key.js";
 import "./subscription.js";
 import "./application.js";
 import "./signing-key.js";
+import "./token-event.js";
 import { printSchema } from "graphql";
 import { builder } from "../builder.js";
 

@@ -1,0 +1,1 @@
+CREATE INDEX "access_tokens_unannounced_expiry_idx" ON "access_tokens" USING btree ("expires_at") WHERE "access_tokens"."expired_notified_at" is null and "access_tokens"."revoked_at" is null;

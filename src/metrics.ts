@@ -1,0 +1,58 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The service's Prometheus metrics (GET /metrics). One registry per app, never global. */
+export function createMetrics() {
+  const registry = new Registry();
+  /** Read at scrape time; the owners of the numbers set them. */
+  const probes = { subscribers: () => 0, validationCacheEntries: () => 0 };
+  return {
+    registry,
+    probes,
+    events: new Counter({
+      name: "token_manager_events_total",
+      help: "Committed token events seen by this instance, by type.",
+      labelNames: ["type"] as const,
+      registers: [registry],
+    }),
+    subscribers: new Gauge({
+      name: "token_manager_event_subscribers",
+      help: "Live tokenEvents subscriptions on this instance.",
+      registers: [registry],
+      collect() {
+        this.set(probes.subscribers());
+      },
+    }),
+    deliveryLag: new Histogram({
+      name: "token_manager_event_delivery_lag_seconds",
+      help: "From an event's commit to its delivery to a live subscriber.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    slowConsumers: new Counter({
+      name: "token_manager_slow_consumers_total",
+      help: "Subscribers disconnected because their event queue overflowed.",
+      registers: [registry],
+    }),
+    sweeperLag: new Gauge({
+      name: "token_manager_sweeper_lag_seconds",
+      help: "How far behind expiry the latest EXPIRED announcement was.",
+      registers: [registry],
+    }),
+    swept: new Counter({
+      name: "token_manager_sweeper_rows_total",
+      help: "Rows the sweeper handled, by job (expired, expiring_soon, grace_ended, purged).",
+      labelNames: ["job"] as const,
+      registers: [registry],
+    }),
+    validationCacheEntries: new Gauge({
+      name: "token_manager_validation_cache_entries",
+      help: "Tokens in this instance's validation cache.",
+      registers: [registry],
+      collect() {
+        this.set(probes.validationCacheEntries());
+      },
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
