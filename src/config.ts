@@ -190,3 +190,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   });
 }
+
+/** Every environment variable the service reads (documented one by one in .env.example). */
+export const CONFIG_KEYS = Object.keys(schema.shape);

@@ -56,3 +56,20 @@ describe("loadConfig", () => {
     expect(loadConfig({ APPLICATION_TOKEN_VALIDITY: "-1" }).validity.application).toBe(-1);
   });
 });
+
+describe(".env.example", () => {
+  it("documents every setting the service reads, with a valid default", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const text = await readFile(new URL("../../.env.example", import.meta.url), "utf8");
+    const documented = Object.fromEntries(
+      text
+        .split("\n")
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => line.split("=", 2) as [string, string]),
+    );
+    const { CONFIG_KEYS } = await import("../../src/config.js");
+    expect(Object.keys(documented).sort()).toEqual([...CONFIG_KEYS].sort());
+    // The documented values themselves form a valid configuration.
+    expect(() => loadConfig(documented)).not.toThrow();
+  });
+});
