@@ -8,6 +8,7 @@ import { loadServiceSecrets } from "./domain/service-secrets.js";
 import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
 import { type SweepResult, startSweeper } from "./domain/sweeper.js";
+import { TokenWriter } from "./domain/token-writer.js";
 import { bootstrapAdmin } from "./domain/user.js";
 import { createEventBus, type EventBus } from "./events/bus.js";
 import { EventHub } from "./events/hub.js";
@@ -71,6 +72,7 @@ export function buildApp(options: BuildAppOptions): App {
         bus,
         hub: new EventHub(bus, config.eventQueueLimit, metrics),
         metrics,
+        writer: new TokenWriter(database.db, log, database.driver === "postgres" ? 4 : 1),
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);

@@ -8,7 +8,6 @@ import {
   type ApplicationRow,
   accessTokens,
   applicationKeys,
-  applications,
   consumerSecrets,
   type KeyType,
   keyType,
@@ -18,6 +17,7 @@ import {
   users,
 } from "../db/schema/index.js";
 import { requireApplication } from "./application.js";
+import { lookupClient, touchClient } from "./client-cache.js";
 import type { Deps } from "./deps.js";
 import { KeysAlreadyGeneratedError, NotFoundError } from "./errors.js";
 import { requireScopesWithin, subscribedScopes } from "./scope.js";
@@ -28,7 +28,7 @@ import {
   getTokenSettings,
   type TokenSettings,
 } from "./settings.js";
-import { isActive, issueAccessToken, revokeAccessTokens } from "./token.js";
+import { isActive, type PreparedToken, prepareAccessToken, revokeAccessTokens } from "./token.js";
 import { appendTokenEvents, tokenEventFor } from "./token-event.js";
 import {
   hashTokenValue,
@@ -298,29 +298,26 @@ export async function setValidityPeriod(deps: Deps, auth: Auth, input: z.input<t
   });
 }
 
-/** Issues an application token for `key` (client_credentials, generateKeys, regenerateToken). */
-export async function issueApplicationToken(
-  tx: Tx,
-  deps: Deps,
-  input: {
-    app: ApplicationRow;
-    key: ApplicationKeyRow;
-    settings: TokenSettings;
-    scopes?: readonly string[];
-    userStoreDomain?: string;
-    reason: TokenEventReason | null;
-    actorId: string | null;
-  },
-): Promise<IssuedToken> {
+interface ApplicationTokenInput {
+  app: ApplicationRow;
+  key: ApplicationKeyRow;
+  settings: TokenSettings;
+  scopes?: readonly string[];
+  userStoreDomain: string;
+  reason: TokenEventReason | null;
+  actorId: string | null;
+}
+
+/** An application token for `key`, minted in memory (see prepareAccessToken). */
+export function prepareApplicationToken(deps: Deps, input: ApplicationTokenInput): Promise<PreparedToken> {
   const { app, key, settings } = input;
   const jwt = app.tokenFormat === "JWT";
   const validity = effectiveValidity(settings, key.validityPeriod ?? settings.applicationValidity, { jwt });
   const issuedAt = new Date();
-  const userStoreDomain = input.userStoreDomain ?? (await ownerDomain(tx, app));
-  return issueAccessToken(tx, deps, {
+  return prepareAccessToken(deps, {
     kind: "APPLICATION",
     format: app.tokenFormat,
-    userStoreDomain,
+    userStoreDomain: input.userStoreDomain,
     clientId: key.consumerKey,
     scopes: input.scopes ?? key.scopes,
     issuedAt,
@@ -331,6 +328,21 @@ export async function issueApplicationToken(
     reason: input.reason,
     actorId: input.actorId,
   });
+}
+
+/** Issues an application token for `key` in `tx` (generateKeys, regenerateToken). */
+export async function issueApplicationToken(
+  tx: Tx,
+  deps: Deps,
+  input: Omit<ApplicationTokenInput, "userStoreDomain">,
+): Promise<IssuedToken> {
+  const prepared = await prepareApplicationToken(deps, {
+    ...input,
+    userStoreDomain: await ownerDomain(tx, input.app),
+  });
+  await tx.insert(accessTokens).values(prepared.token);
+  await appendTokenEvents(tx, [prepared.event]);
+  return { value: prepared.value, token: prepared.token };
 }
 
 /** Application tokens live in the partition of the application owner's user store domain. */
@@ -351,7 +363,8 @@ export interface AuthenticatedClient {
 
 /**
  * Authenticates a client by consumer key and secret: one indexed read, a keyed-hash comparison
- * in constant time, and the secret's expiry. Null for every kind of failure alike.
+ * in constant time, the secret's expiry and the owner being enabled. Null for every kind of
+ * failure alike.
  */
 export async function authenticateClient(
   deps: Deps,
@@ -360,27 +373,20 @@ export async function authenticateClient(
 ): Promise<AuthenticatedClient | null> {
   const parsed = parseTokenValue(secret, TOKEN_PREFIXES.consumerSecret);
   if (!parsed) return null;
-  const [row] = await deps.db
-    .select({
-      secret: consumerSecrets,
-      key: applicationKeys,
-      app: applications,
-      ownerDomain: users.userStoreDomain,
-    })
-    .from(consumerSecrets)
-    .innerJoin(applicationKeys, eq(applicationKeys.id, consumerSecrets.keyId))
-    .innerJoin(applications, eq(applications.id, applicationKeys.applicationId))
-    .innerJoin(users, eq(users.id, applications.ownerId))
-    .where(and(eq(consumerSecrets.id, parsed.id), eq(applicationKeys.consumerKey, clientId)));
+  const row = await lookupClient(deps, parsed.id);
+  if (row && row.key.consumerKey !== clientId) return null;
   if (!row || !verifyTokenValue(deps.secrets.tokenHashKey, secret, row.secret.secretHash)) return null;
   const now = new Date();
   if (row.secret.revokedAt || (row.secret.expiresAt && row.secret.expiresAt <= now)) return null;
+  // Disabling the owner revoked its applications' tokens; its clients must not mint new ones.
+  if (row.ownerDisabledAt) return null;
   if (!row.secret.lastUsedAt || now.getTime() - row.secret.lastUsedAt.getTime() > 60_000) {
     // Last use at minute precision: one write per secret per minute, not one per request.
     await deps.db
       .update(consumerSecrets)
       .set({ lastUsedAt: now })
       .where(eq(consumerSecrets.id, row.secret.id));
+    touchClient(deps, row, now);
   }
   return { key: row.key, app: row.app, ownerDomain: row.ownerDomain };
 }

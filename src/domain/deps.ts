@@ -7,6 +7,7 @@ import type { Metrics } from "../metrics.js";
 import type { FailureLimiter } from "./rate-limit.js";
 import type { ServiceSecrets } from "./service-secrets.js";
 import type { Signer } from "./signing-key.js";
+import type { TokenWriter } from "./token-writer.js";
 
 /** What domain functions need, wired explicitly by `buildApp()` (no container, no globals). */
 export interface Deps {
@@ -24,4 +25,6 @@ export interface Deps {
   /** Live token event subscribers of this instance. */
   readonly hub: EventHub;
   readonly metrics: Metrics;
+  /** Batched, durable writes of tokens issued on the token endpoint. */
+  readonly writer: TokenWriter;
 }

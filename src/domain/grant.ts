@@ -1,5 +1,5 @@
 import type { AuthenticatedClient, GrantType, IssuedToken } from "./application-key.js";
-import { issueApplicationToken } from "./application-key.js";
+import { prepareApplicationToken } from "./application-key.js";
 import type { Deps } from "./deps.js";
 import {
   InvalidCredentialsError,
@@ -8,7 +8,7 @@ import {
   UnauthorizedClientError,
 } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
-import { getTokenSettings } from "./settings.js";
+import { currentTokenSettings, getTokenSettings } from "./settings.js";
 import { issueUserTokens, type UserTokens } from "./user-token.js";
 
 /** RFC 6749 §3.3: a scope token is 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -42,18 +42,18 @@ export async function grantClientCredentials(
 ): Promise<IssuedToken> {
   requireGrantAllowed(client, "client_credentials");
   const scopes = narrowScopes(scope, client.key.scopes);
-  if (client.app.tokenFormat === "JWT") await deps.signer.ready();
-  return deps.db.transaction(async (tx) =>
-    issueApplicationToken(tx, deps, {
-      app: client.app,
-      key: client.key,
-      settings: await getTokenSettings(tx),
-      scopes,
-      userStoreDomain: client.ownerDomain,
-      reason: "CLIENT_REQUEST",
-      actorId: null,
-    }),
-  );
+  const prepared = await prepareApplicationToken(deps, {
+    app: client.app,
+    key: client.key,
+    settings: await currentTokenSettings(deps),
+    scopes,
+    userStoreDomain: client.ownerDomain,
+    reason: "CLIENT_REQUEST",
+    actorId: null,
+  });
+  // Group commit: answered only once the batch holding this token is durable.
+  await deps.writer.write(prepared);
+  return { value: prepared.value, token: prepared.token };
 }
 
 /**

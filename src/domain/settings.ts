@@ -38,6 +38,21 @@ export async function getTokenSettings(tx: Tx): Promise<TokenSettings> {
   return row.value as TokenSettings;
 }
 
+const SETTINGS_TTL_MS = 1000;
+const cached = new WeakMap<Deps["db"], { value: TokenSettings; at: number }>();
+
+/**
+ * The token settings for hot paths (the token endpoint): read at most once a second per
+ * instance, and at once on the instance that changed them.
+ */
+export async function currentTokenSettings(deps: Deps): Promise<TokenSettings> {
+  const hit = cached.get(deps.db);
+  if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.value;
+  const value = await getTokenSettings(deps.db);
+  cached.set(deps.db, { value, at: Date.now() });
+  return value;
+}
+
 /** The expiry instant of a token issued at `now` with `validity` seconds; null = never expires. */
 export function expiryFor(validity: number, now: Date): Date | null {
   return validity < 0 ? null : new Date(now.getTime() + validity * 1000);
@@ -133,6 +148,7 @@ export async function updateTokenSettings(
       .update(settings)
       .set({ value: next, updatedAt: new Date() })
       .where(eq(settings.key, TOKEN_SETTINGS));
+    cached.delete(deps.db);
     return next;
   });
 }

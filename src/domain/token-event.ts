@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
 import {
   type AccessTokenRow,
@@ -21,13 +21,21 @@ export const TOKEN_EVENTS_CHANNEL = "token_events";
  */
 export async function appendTokenEvents(tx: Tx, events: NewTokenEvent[]): Promise<void> {
   if (events.length === 0) return;
+  await tx.execute(announcingInsert(tx, events));
+}
+
+/**
+ * One statement that inserts events and NOTIFYs each, optionally after other data-modifying
+ * CTEs (`before`, e.g. the token rows themselves): a single round trip, atomic on its own.
+ */
+export function announcingInsert(tx: Tx, events: NewTokenEvent[], before?: SQL): SQL {
   const insert = tx.insert(tokenEvents).values(events).returning();
-  await tx.execute(sql`
-    with inserted as (${insert.getSQL()})
+  return sql`
+    with ${before ? sql`${before}, ` : sql``}inserted as (${insert.getSQL()})
     select pg_notify(${TOKEN_EVENTS_CHANNEL}, case
       when octet_length(row_to_json(inserted)::text) < 7900 then row_to_json(inserted)::text
       else json_build_object('id', inserted.id, 'truncated', true)::text end)
-    from inserted order by inserted.id`);
+    from inserted order by inserted.id`;
 }
 
 /** The event describing `token` changing state. */

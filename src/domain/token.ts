@@ -5,6 +5,7 @@ import {
   type AccessTokenRow,
   accessTokens,
   type KeyType,
+  type NewTokenEvent,
   type TokenEventReason,
   type TokenFormat,
   type TokenKind,
@@ -38,41 +39,56 @@ export interface IssueAccessTokenInput {
   readonly event?: "ISSUED" | "REFRESHED";
 }
 
+/** A token ready to be stored: its value (shown once), its row and its event. */
+export interface PreparedToken {
+  readonly value: string;
+  readonly token: AccessTokenRow;
+  readonly event: NewTokenEvent;
+}
+
 /**
- * Mints an access token — opaque (`tmat_…`) or an RFC 9068 JWT whose `jti` is the row id —,
- * stores it unusably (see at-rest.ts) and appends its ISSUED event, all in `tx`.
+ * Mints an access token in memory — opaque (`tmat_…`) or an RFC 9068 JWT whose `jti` is the row
+ * id — with the row that stores it unusably (see at-rest.ts) and its ISSUED (or REFRESHED) event.
  */
+export async function prepareAccessToken(deps: Deps, input: IssueAccessTokenInput): Promise<PreparedToken> {
+  const format = input.format ?? "OPAQUE";
+  const { id, value } =
+    format === "JWT" ? await mintJwt(deps, randomUUID(), input) : mintTokenValue(TOKEN_PREFIXES.accessToken);
+  const token: AccessTokenRow = {
+    id,
+    kind: input.kind,
+    format,
+    userStoreDomain: input.userStoreDomain,
+    clientId: input.clientId,
+    scopes: [...input.scopes],
+    userId: input.userId ?? null,
+    applicationId: input.applicationId ?? null,
+    applicationKeyId: input.applicationKeyId ?? null,
+    keyType: input.keyType ?? null,
+    refreshFamilyId: input.refreshFamilyId ?? null,
+    ...storedForm(deps, value, `access-token:${id}`),
+    issuedAt: input.issuedAt,
+    expiresAt: input.expiresAt,
+    revokedAt: null,
+    revokeReason: null,
+    revokeScheduledAt: null,
+    expiringSoonNotifiedAt: null,
+    expiredNotifiedAt: null,
+  };
+  const event = tokenEventFor(token, input.event ?? "ISSUED", input.reason, input.actorId ?? null);
+  return { value, token, event };
+}
+
+/** Mints an access token and stores it with its event, in `tx`. */
 export async function issueAccessToken(
   tx: Tx,
   deps: Deps,
   input: IssueAccessTokenInput,
 ): Promise<{ value: string; token: AccessTokenRow }> {
-  const format = input.format ?? "OPAQUE";
-  const { id, value } =
-    format === "JWT" ? await mintJwt(deps, randomUUID(), input) : mintTokenValue(TOKEN_PREFIXES.accessToken);
-  const [token] = await tx
-    .insert(accessTokens)
-    .values({
-      id,
-      kind: input.kind,
-      format,
-      userStoreDomain: input.userStoreDomain,
-      clientId: input.clientId,
-      scopes: [...input.scopes],
-      userId: input.userId ?? null,
-      applicationId: input.applicationId ?? null,
-      applicationKeyId: input.applicationKeyId ?? null,
-      keyType: input.keyType ?? null,
-      refreshFamilyId: input.refreshFamilyId ?? null,
-      ...storedForm(deps, value, `access-token:${id}`),
-      issuedAt: input.issuedAt,
-      expiresAt: input.expiresAt,
-    })
-    .returning();
-  await appendTokenEvents(tx, [
-    tokenEventFor(token!, input.event ?? "ISSUED", input.reason, input.actorId ?? null),
-  ]);
-  return { value, token: token! };
+  const prepared = await prepareAccessToken(deps, input);
+  await tx.insert(accessTokens).values(prepared.token);
+  await appendTokenEvents(tx, [prepared.event]);
+  return { value: prepared.value, token: prepared.token };
 }
 
 /** RFC 9068 §2.2 claims; `sub` is the user for user tokens and the client for application tokens. */

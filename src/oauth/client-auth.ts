@@ -12,8 +12,8 @@ function basicCredentials(header: string): { clientId: string; secret: string } 
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
   try {
-    const unescape = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
-    return { clientId: unescape(decoded.slice(0, colon)), secret: unescape(decoded.slice(colon + 1)) };
+    const formDecode = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
+    return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
   } catch {
     return null;
   }

@@ -23,3 +23,17 @@ export async function createTestDatabase(): Promise<{ url: string | undefined; d
     },
   };
 }
+
+/**
+ * Drops the database a restarted app used (an app started on an existing `databaseUrl` does not
+ * own it, so its `stop()` leaves it); nothing to do on PGlite, whose data lives in `dataDir`.
+ */
+export async function dropDatabaseAt(url: string | undefined): Promise<void> {
+  const base = process.env.DATABASE_URL;
+  if (!base || !url) return;
+  const name = new URL(url).pathname.slice(1);
+  if (!/^tm_test_[0-9a-f]{12}$/.test(name)) throw new Error(`not a test database: ${name}`);
+  const sql = postgres(base, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`drop database if exists ${name} with (force)`);
+  await sql.end();
+}

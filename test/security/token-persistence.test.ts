@@ -1,0 +1,263 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { dropDatabaseAt } from "../support/database.js";
+import { uniqueName } from "../support/fixtures.js";
+import { createSubscriber, LOGIN, loginAdmin } from "../support/graphql.js";
+import {
+  createScopedApi,
+  createSubscribedApplication,
+  type Issued,
+  listTokens,
+  ME,
+  mustGenerateKeys,
+  mustRegenerateToken,
+  regenerateConsumerSecret,
+  revokeToken,
+  run,
+  type TokenView,
+} from "../support/keys.js";
+
+const K1 = randomBytes(32).toString("hex");
+const K2 = randomBytes(32).toString("hex");
+const ENCRYPT = { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k1:${K1}` };
+
+/** Everything one owner holds after using the service a little: each credential kind once. */
+interface Material {
+  adminToken: string;
+  owner: { id: string; username: string; token: string; password: string };
+  login: { accessToken: string; refreshToken: string };
+  opaque: Issued;
+  rotatedSecret: string;
+  jwt: Issued;
+}
+
+async function issueEverything(t: TestApp): Promise<Material> {
+  const adminToken = await loginAdmin(t);
+  const username = uniqueName("owner");
+  const owner = { ...(await createSubscriber(t, adminToken, username)), username };
+  const { login } = await t.client().request<any>(LOGIN, { input: { username, password: owner.password } });
+  const api = await createScopedApi(t, adminToken, ["read"]);
+  const app = await createSubscribedApplication(t, owner.token, api.id);
+  const opaque = await mustGenerateKeys(t, owner.token, {
+    applicationId: app.id,
+    keyType: "PRODUCTION",
+    scopes: ["read"],
+  });
+  const rotated = await regenerateConsumerSecret(t, owner.token, {
+    applicationId: app.id,
+    keyType: "PRODUCTION",
+    gracePeriod: 600,
+  });
+  const jwtApp = await createSubscribedApplication(t, owner.token, api.id, { tokenFormat: "JWT" });
+  const jwt = await mustGenerateKeys(t, owner.token, { applicationId: jwtApp.id, keyType: "SANDBOX" });
+  return {
+    adminToken,
+    owner,
+    login: { accessToken: login.accessToken, refreshToken: login.refreshToken },
+    opaque,
+    rotatedSecret: rotated.consumerSecret!,
+    jwt,
+  };
+}
+
+/** Every credential value, and the random part of each on its own. */
+function credentialsOf(m: Material): string[] {
+  const opaque = [
+    m.owner.token,
+    m.login.accessToken,
+    m.login.refreshToken,
+    m.opaque.token.accessToken,
+    m.opaque.consumerSecret!,
+    m.rotatedSecret,
+    m.jwt.consumerSecret!,
+  ];
+  const jwt = m.jwt.token.accessToken;
+  expect(jwt.split(".")).toHaveLength(3);
+  return [...opaque, ...opaque.map((v) => v.split("_")[2]!), jwt, jwt.split(".")[2]!];
+}
+
+/** Every row of every table, as text (as in secrets-at-rest.test.ts). */
+async function dumpDatabase(t: TestApp): Promise<string> {
+  const tables = await t.app.deps.database.raw<{ name: string }>(
+    "select table_name as name from information_schema.tables where table_schema = 'public'",
+  );
+  expect(tables.map((r) => r.name)).toEqual(
+    expect.arrayContaining(["access_tokens", "consumer_secrets", "refresh_tokens", "token_events"]),
+  );
+  const parts: string[] = [];
+  for (const { name } of tables) {
+    parts.push(JSON.stringify(await t.app.deps.database.raw(`select * from "${name}"`)));
+  }
+  return parts.join("\n");
+}
+
+/** The values the caller reads back through `tokens`, by token id. */
+async function valuesSeenBy(t: TestApp, token: string, filter?: Record<string, unknown>) {
+  const { nodes } = await listTokens(t, token, { filter, first: 200 });
+  return new Map((nodes as TokenView[]).map((n) => [n.id, n.value]));
+}
+
+const storage = (t: TestApp, id: string) =>
+  t.app.deps.database.raw<{
+    token_hash: string;
+    token_ciphertext: string | null;
+    encryption_key_id: string | null;
+  }>("select token_hash, token_ciphertext, encryption_key_id from access_tokens where id = $1", [id]);
+
+describe.each([
+  ["hash (default)", {}],
+  ["encrypt", ENCRYPT],
+])("TOKEN_PERSISTENCE=%s", (mode, env) => {
+  let t: TestApp;
+  let m: Material;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { ...env, LOG_LEVEL: "trace" } });
+    m = await issueEverything(t);
+  });
+  afterAll(() => t.stop());
+
+  it("keeps no usable token or consumer secret in the database", async () => {
+    const dump = await dumpDatabase(t);
+    // The dump does hold the data: the consumer keys and token ids are there.
+    expect(dump).toContain(m.opaque.consumerKey);
+    expect(dump).toContain(m.jwt.token.token.id);
+    for (const credential of credentialsOf(m)) expect(dump).not.toContain(credential);
+  });
+
+  it("writes no token or consumer secret to the logs", () => {
+    const logs = t.logs.join("");
+    expect(logs).toContain("incoming request");
+    for (const credential of credentialsOf(m)) expect(logs).not.toContain(credential);
+  });
+
+  if (mode === "encrypt") {
+    it("lets the owner and an admin read Token.value, equal to each issued token", async () => {
+      const expected = new Map([
+        [m.opaque.token.token.id, m.opaque.token.accessToken],
+        [m.jwt.token.token.id, m.jwt.token.accessToken],
+      ]);
+      const byOwner = await valuesSeenBy(t, m.owner.token, { kind: "APPLICATION" });
+      expect(byOwner).toEqual(expected);
+      const ownerLogins = await valuesSeenBy(t, m.owner.token, { kind: "USER" });
+      expect([...ownerLogins.values()].sort()).toEqual([m.owner.token, m.login.accessToken].sort());
+      const byAdmin = await valuesSeenBy(t, m.adminToken, { applicationId: m.opaque.key.applicationId });
+      expect(byAdmin).toEqual(new Map([[m.opaque.token.token.id, m.opaque.token.accessToken]]));
+    });
+
+    it("stores AES-256-GCM ciphertext under the current key id, beside the keyed hash", async () => {
+      const [row] = await storage(t, m.opaque.token.token.id);
+      expect(row).toEqual({
+        token_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+        // iv (12) + 110-byte token + tag (16) = 138 bytes = 184 base64url characters.
+        token_ciphertext: expect.stringMatching(/^[A-Za-z0-9_-]{184}$/),
+        encryption_key_id: "k1",
+      });
+      const ids = await t.app.deps.database.raw<{ encryption_key_id: string | null }>(
+        "select distinct encryption_key_id from access_tokens",
+      );
+      expect(ids).toEqual([{ encryption_key_id: "k1" }]);
+    });
+
+    it("binds each ciphertext to its token: moved onto another row, it does not decrypt", async () => {
+      const victim = await mustRegenerateToken(t, m.owner.token, {
+        applicationId: m.jwt.key.applicationId,
+        keyType: "SANDBOX",
+      });
+      const [source] = await storage(t, m.opaque.token.token.id);
+      await t.app.deps.database.raw("update access_tokens set token_ciphertext = $1 where id = $2", [
+        source!.token_ciphertext,
+        victim.token.token.id,
+      ]);
+      const values = await valuesSeenBy(t, m.owner.token, { applicationId: m.jwt.key.applicationId });
+      expect(values.get(victim.token.token.id)).toBeNull();
+    });
+  } else {
+    it("stores only keyed hashes: Token.value is null for owner and admin", async () => {
+      for (const caller of [m.owner.token, m.adminToken]) {
+        const values = await valuesSeenBy(t, caller);
+        expect(values.size).toBeGreaterThanOrEqual(4);
+        expect([...values.values()].every((v) => v === null)).toBe(true);
+      }
+      const [row] = await storage(t, m.opaque.token.token.id);
+      expect(row).toEqual({
+        token_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+        token_ciphertext: null,
+        encryption_key_id: null,
+      });
+      expect(
+        await t.app.deps.database.raw(
+          "select count(*)::int as n from access_tokens where token_ciphertext is not null or encryption_key_id is not null",
+        ),
+      ).toEqual([{ n: 0 }]);
+    });
+  }
+});
+
+describe("rotating the token encryption key", () => {
+  let before: TestApp;
+  let after: TestApp;
+  let m: Material;
+  beforeAll(async () => {
+    before = await startTestApp({ env: ENCRYPT });
+    m = await issueEverything(before);
+    await before.stop({ keepData: true });
+    // The new key first (it encrypts), the old one still in the ring (it decrypts).
+    after = await startTestApp({
+      dataDir: before.dataDir,
+      databaseUrl: before.databaseUrl,
+      env: { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2},k1:${K1}` },
+    });
+  });
+  afterAll(async () => {
+    await after.stop();
+    await dropDatabaseAt(after.databaseUrl);
+  });
+
+  it("keeps console tokens issued before working", async () => {
+    expect(await run(after, m.owner.token, ME)).toEqual({
+      __typename: "User",
+      id: m.owner.id,
+      username: m.owner.username,
+    });
+  });
+
+  it("still decrypts the values stored under the old key", async () => {
+    const values = await valuesSeenBy(after, m.owner.token, { kind: "APPLICATION" });
+    expect(values).toEqual(
+      new Map([
+        [m.opaque.token.token.id, m.opaque.token.accessToken],
+        [m.jwt.token.token.id, m.jwt.token.accessToken],
+      ]),
+    );
+    expect((await storage(after, m.opaque.token.token.id))[0]?.encryption_key_id).toBe("k1");
+  });
+
+  it("finds an application token issued before by its value (revokeToken)", async () => {
+    expect(await revokeToken(after, m.owner.token, m.opaque.token.accessToken)).toMatchObject({
+      __typename: "RevokeTokenPayload",
+      token: { id: m.opaque.token.token.id, active: false, revokeReason: "OWNER" },
+    });
+  });
+
+  it("stores new tokens under the new key id, readable again", async () => {
+    const next = await mustRegenerateToken(after, m.owner.token, {
+      applicationId: m.opaque.key.applicationId,
+      keyType: "PRODUCTION",
+    });
+    const { login } = await after
+      .client()
+      .request<any>(LOGIN, { input: { username: m.owner.username, password: m.owner.password } });
+    const loginRow = await after.app.deps.database.raw<{ encryption_key_id: string }>(
+      "select encryption_key_id from access_tokens where user_id = $1 order by issued_at desc limit 1",
+      [m.owner.id],
+    );
+    expect(loginRow).toEqual([{ encryption_key_id: "k2" }]);
+    expect((await storage(after, next.token.token.id))[0]?.encryption_key_id).toBe("k2");
+    const values = await valuesSeenBy(after, m.owner.token);
+    expect(values.get(next.token.token.id)).toBe(next.token.accessToken);
+    expect([...values.values()]).toContain(login.accessToken);
+    // The old tokens keep their key id: nothing was re-encrypted or lost.
+    expect((await storage(after, m.jwt.token.token.id))[0]?.encryption_key_id).toBe("k1");
+  });
+});
