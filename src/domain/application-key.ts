@@ -29,7 +29,7 @@ import {
   type TokenSettings,
 } from "./settings.js";
 import { isActive, type PreparedToken, prepareAccessToken, revokeAccessTokens } from "./token.js";
-import { appendTokenEvents, tokenEventFor } from "./token-event.js";
+import { appendTokenEvents, thenSynced, tokenEventFor } from "./token-event.js";
 import {
   hashTokenValue,
   mintTokenValue,
@@ -167,50 +167,52 @@ export async function regenerateToken(deps: Deps, auth: Auth, input: z.input<typ
   const viewer = requireViewer(auth);
   const data = parseInput(RegenerateTokenInput, input);
   await deps.signer.ready();
-  return deps.db.transaction(async (tx) => {
-    const { app, key: locked } = await lockKey(tx, viewer, data.applicationId, data.keyType);
-    const settings = await getTokenSettings(tx);
-    const changes: Partial<ApplicationKeyRow> = {};
-    if (data.validityPeriod != null) {
-      changes.validityPeriod = checkValidity(settings, data.validityPeriod, "validityPeriod", {
-        jwt: app.tokenFormat === "JWT",
-      });
-    }
-    if (data.allowedDomains != null) changes.allowedDomains = data.allowedDomains;
-    if (data.scopes != null)
-      changes.scopes = requireScopesWithin(data.scopes, await subscribedScopes(tx, app.id), "scopes");
-    const key = await updateKey(tx, locked, changes);
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const { app, key: locked } = await lockKey(tx, viewer, data.applicationId, data.keyType);
+      const settings = await getTokenSettings(tx);
+      const changes: Partial<ApplicationKeyRow> = {};
+      if (data.validityPeriod != null) {
+        changes.validityPeriod = checkValidity(settings, data.validityPeriod, "validityPeriod", {
+          jwt: app.tokenFormat === "JWT",
+        });
+      }
+      if (data.allowedDomains != null) changes.allowedDomains = data.allowedDomains;
+      if (data.scopes != null)
+        changes.scopes = requireScopesWithin(data.scopes, await subscribedScopes(tx, app.id), "scopes");
+      const key = await updateKey(tx, locked, changes);
 
-    const previous = and(eq(accessTokens.applicationKeyId, key.id), eq(accessTokens.kind, "APPLICATION"));
-    let previousValidUntil: Date | null = null;
-    if (data.gracePeriod) {
-      // The old tokens stay valid until then; the sweeper revokes them (reason REGENERATED).
-      previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
-      await tx
-        .update(accessTokens)
-        .set({ revokeScheduledAt: previousValidUntil })
-        .where(
-          and(
-            previous,
-            isActive(),
-            or(
-              isNull(accessTokens.revokeScheduledAt),
-              gt(accessTokens.revokeScheduledAt, previousValidUntil),
+      const previous = and(eq(accessTokens.applicationKeyId, key.id), eq(accessTokens.kind, "APPLICATION"));
+      let previousValidUntil: Date | null = null;
+      if (data.gracePeriod) {
+        // The old tokens stay valid until then; the sweeper revokes them (reason REGENERATED).
+        previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
+        await tx
+          .update(accessTokens)
+          .set({ revokeScheduledAt: previousValidUntil })
+          .where(
+            and(
+              previous,
+              isActive(),
+              or(
+                isNull(accessTokens.revokeScheduledAt),
+                gt(accessTokens.revokeScheduledAt, previousValidUntil),
+              ),
             ),
-          ),
-        );
-    } else {
-      await revokeAccessTokens(tx, previous, "REGENERATED", viewer.id);
-    }
-    const issued = await issueApplicationToken(tx, deps, {
-      app,
-      key,
-      settings,
-      reason: "REGENERATED",
-      actorId: viewer.id,
-    });
-    return { key, issued, previousValidUntil };
-  });
+          );
+      } else {
+        await revokeAccessTokens(tx, previous, "REGENERATED", viewer.id);
+      }
+      const issued = await issueApplicationToken(tx, deps, {
+        app,
+        key,
+        settings,
+        reason: "REGENERATED",
+        actorId: viewer.id,
+      });
+      return { key, issued, previousValidUntil };
+    }),
+  );
 }
 
 /**
@@ -224,30 +226,32 @@ export async function regenerateConsumerSecret(
 ) {
   const viewer = requireViewer(auth);
   const data = parseInput(RegenerateSecretInput, input);
-  return deps.db.transaction(async (tx) => {
-    const { key } = await lockKey(tx, viewer, data.applicationId, data.keyType);
-    const current = and(eq(consumerSecrets.keyId, key.id), isNull(consumerSecrets.revokedAt));
-    let previousValidUntil: Date | null = null;
-    if (data.gracePeriod) {
-      previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
-      await tx
-        .update(consumerSecrets)
-        .set({ expiresAt: previousValidUntil })
-        .where(
-          and(
-            current,
-            or(isNull(consumerSecrets.expiresAt), gt(consumerSecrets.expiresAt, previousValidUntil)),
-          ),
-        );
-    } else {
-      await tx.update(consumerSecrets).set({ revokedAt: sql`now()` }).where(current);
-    }
-    const consumerSecret = await addConsumerSecret(tx, deps, key.id);
-    await appendTokenEvents(tx, [
-      keyEvent(key, "SECRET_ROTATED", null, viewer.id, { gracePeriod: data.gracePeriod ?? 0 }),
-    ]);
-    return { key, consumerSecret, previousValidUntil };
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const { key } = await lockKey(tx, viewer, data.applicationId, data.keyType);
+      const current = and(eq(consumerSecrets.keyId, key.id), isNull(consumerSecrets.revokedAt));
+      let previousValidUntil: Date | null = null;
+      if (data.gracePeriod) {
+        previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
+        await tx
+          .update(consumerSecrets)
+          .set({ expiresAt: previousValidUntil })
+          .where(
+            and(
+              current,
+              or(isNull(consumerSecrets.expiresAt), gt(consumerSecrets.expiresAt, previousValidUntil)),
+            ),
+          );
+      } else {
+        await tx.update(consumerSecrets).set({ revokedAt: sql`now()` }).where(current);
+      }
+      const consumerSecret = await addConsumerSecret(tx, deps, key.id);
+      await appendTokenEvents(tx, [
+        keyEvent(key, "SECRET_ROTATED", null, viewer.id, { gracePeriod: data.gracePeriod ?? 0 }),
+      ]);
+      return { key, consumerSecret, previousValidUntil };
+    }),
+  );
 }
 
 /**
@@ -257,45 +261,47 @@ export async function regenerateConsumerSecret(
 export async function setValidityPeriod(deps: Deps, auth: Auth, input: z.input<typeof SetValidityInput>) {
   const viewer = requireViewer(auth);
   const data = parseInput(SetValidityInput, input);
-  return deps.db.transaction(async (tx) => {
-    const { app, key: locked } = await lockKey(tx, viewer, data.applicationId, data.keyType);
-    const settings = await getTokenSettings(tx);
-    const validityPeriod = checkValidity(settings, data.validityPeriod, "validityPeriod", {
-      jwt: app.tokenFormat === "JWT",
-    });
-    const key = await updateKey(tx, locked, { validityPeriod });
-    const events = [
-      keyEvent(key, "VALIDITY_CHANGED", null, viewer.id, {
-        validityPeriod,
-        applyToActiveTokens: data.applyToActiveTokens ?? false,
-      }),
-    ];
-    let updated: AccessTokenRow[] = [];
-    if (data.applyToActiveTokens) {
-      // JWTs carry their expiry inside the signed value: only opaque tokens can be moved.
-      updated = await tx
-        .update(accessTokens)
-        .set({
-          expiresAt:
-            validityPeriod < 0
-              ? null
-              : sql`${accessTokens.issuedAt} + make_interval(secs => ${validityPeriod})`,
-          expiringSoonNotifiedAt: null,
-        })
-        .where(
-          and(
-            eq(accessTokens.applicationKeyId, key.id),
-            eq(accessTokens.kind, "APPLICATION"),
-            eq(accessTokens.format, "OPAQUE"),
-            isActive(),
-          ),
-        )
-        .returning();
-      events.push(...updated.map((t) => tokenEventFor(t, "VALIDITY_CHANGED", null, viewer.id)));
-    }
-    await appendTokenEvents(tx, events);
-    return { key, updatedTokens: updated.length };
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const { app, key: locked } = await lockKey(tx, viewer, data.applicationId, data.keyType);
+      const settings = await getTokenSettings(tx);
+      const validityPeriod = checkValidity(settings, data.validityPeriod, "validityPeriod", {
+        jwt: app.tokenFormat === "JWT",
+      });
+      const key = await updateKey(tx, locked, { validityPeriod });
+      const events = [
+        keyEvent(key, "VALIDITY_CHANGED", null, viewer.id, {
+          validityPeriod,
+          applyToActiveTokens: data.applyToActiveTokens ?? false,
+        }),
+      ];
+      let updated: AccessTokenRow[] = [];
+      if (data.applyToActiveTokens) {
+        // JWTs carry their expiry inside the signed value: only opaque tokens can be moved.
+        updated = await tx
+          .update(accessTokens)
+          .set({
+            expiresAt:
+              validityPeriod < 0
+                ? null
+                : sql`${accessTokens.issuedAt} + make_interval(secs => ${validityPeriod})`,
+            expiringSoonNotifiedAt: null,
+          })
+          .where(
+            and(
+              eq(accessTokens.applicationKeyId, key.id),
+              eq(accessTokens.kind, "APPLICATION"),
+              eq(accessTokens.format, "OPAQUE"),
+              isActive(),
+            ),
+          )
+          .returning();
+        events.push(...updated.map((t) => tokenEventFor(t, "VALIDITY_CHANGED", null, viewer.id)));
+      }
+      await appendTokenEvents(tx, events);
+      return { key, updatedTokens: updated.length };
+    }),
+  );
 }
 
 interface ApplicationTokenInput {

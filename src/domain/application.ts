@@ -14,6 +14,7 @@ import {
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, NotFoundError } from "./errors.js";
 import { revokeAccessTokens } from "./token.js";
+import { thenSynced } from "./token-event.js";
 import { isUniqueViolation, parseInput, requireId, text } from "./validation.js";
 import { type Auth, isAdmin, requireViewer, type Viewer } from "./viewer.js";
 
@@ -107,12 +108,14 @@ export async function getApplication(deps: Deps, auth: Auth, id: string): Promis
 /** Deletes an application after revoking its tokens (event reason `APPLICATION_DELETED`). */
 export async function deleteApplication(deps: Deps, auth: Auth, id: string): Promise<ApplicationRow> {
   const viewer = requireViewer(auth);
-  return deps.db.transaction(async (tx) => {
-    const app = await requireApplication(tx, viewer, id, { forUpdate: true });
-    await revokeAccessTokens(tx, eq(accessTokens.applicationId, app.id), "APPLICATION_DELETED", viewer.id);
-    await tx.delete(applications).where(eq(applications.id, app.id));
-    return app;
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const app = await requireApplication(tx, viewer, id, { forUpdate: true });
+      await revokeAccessTokens(tx, eq(accessTokens.applicationId, app.id), "APPLICATION_DELETED", viewer.id);
+      await tx.delete(applications).where(eq(applications.id, app.id));
+      return app;
+    }),
+  );
 }
 
 /** Batch lookup for DataLoaders: the keys of many applications in one statement. */

@@ -90,8 +90,9 @@ export function createGatewayCheck(deps: Deps) {
     if (!grant || !verifyTokenValue(deps.secrets.tokenHashKey, value, grant.tokenHash)) {
       return unauthorized("the token is not known");
     }
-    if (grant.revoked) return unauthorized("the token is revoked");
+    // Expiry first: the cache marks a token revoked on its EXPIRED event too (a tombstone).
     if (grant.endsAt !== null && grant.endsAt <= Date.now()) return unauthorized("the token is expired");
+    if (grant.revoked) return unauthorized("the token is revoked");
     return authorize(grant, request, deps.config.gateway.clientDomainHeader);
   }
 

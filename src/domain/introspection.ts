@@ -10,6 +10,7 @@ import type { AuthenticatedClient } from "./application-key.js";
 import type { Deps } from "./deps.js";
 import { revokeFamily } from "./refresh-token.js";
 import { findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
+import { thenSynced } from "./token-event.js";
 import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
 
 /** RFC 7662 §2.2 response; inactive tokens say nothing else. */
@@ -111,18 +112,22 @@ export async function revokeForClient(deps: Deps, client: AuthenticatedClient, v
   if (value.startsWith(`${TOKEN_PREFIXES.refreshToken}_`)) {
     const row = await findRefreshToken(deps, value);
     if (row && row.family.clientId === clientId) {
-      await deps.db.transaction((tx) => revokeFamily(tx, row.family, "CLIENT_REQUEST", null));
+      await thenSynced(deps.bus, () =>
+        deps.db.transaction((tx) => revokeFamily(tx, row.family, "CLIENT_REQUEST", null)),
+      );
     }
     return;
   }
   const token = await findAccessToken(deps.db, deps, value);
   if (!token || token.clientId !== clientId || !isTokenActive(token)) return;
-  await deps.db.transaction((tx) =>
-    revokeAccessTokens(
-      tx,
-      and(eq(accessTokens.id, token.id), eq(accessTokens.userStoreDomain, token.userStoreDomain)),
-      "CLIENT_REQUEST",
-      null,
+  await thenSynced(deps.bus, () =>
+    deps.db.transaction((tx) =>
+      revokeAccessTokens(
+        tx,
+        and(eq(accessTokens.id, token.id), eq(accessTokens.userStoreDomain, token.userStoreDomain)),
+        "CLIENT_REQUEST",
+        null,
+      ),
     ),
   );
 }

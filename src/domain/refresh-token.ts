@@ -150,6 +150,7 @@ export async function rotateRefreshToken(
   if (outcome.kind === "rotated") return outcome.issued;
   if (outcome.kind === "retry") return outcome.retry;
   // Committed above: the family stays revoked even though this request fails.
+  await deps.bus.sync();
   throw new InvalidGrantError("the refresh token was already used: its token family has been revoked");
 }
 

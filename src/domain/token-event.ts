@@ -107,3 +107,13 @@ export function fromNotice(notice: TokenEventNotice): TokenEventRecord | null {
     expiresAt: notice.expires_at ? new Date(notice.expires_at) : null,
   };
 }
+
+/**
+ * Runs `work` (a committed transaction) and waits until this instance has heard every event it
+ * wrote, so that caches here reflect a revocation before the caller gets its answer.
+ */
+export async function thenSynced<T>(bus: { sync(): Promise<void> }, work: () => Promise<T>): Promise<T> {
+  const result = await work();
+  await bus.sync();
+  return result;
+}

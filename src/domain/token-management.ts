@@ -5,6 +5,7 @@ import { revealStored } from "./at-rest.js";
 import type { Deps } from "./deps.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 import { findAccessToken, isActive, isTokenActive, revokeAccessTokens } from "./token.js";
+import { thenSynced } from "./token-event.js";
 import { parseInput, requireId } from "./validation.js";
 import { type Auth, isAdmin, requireAdmin, requireViewer, type Viewer } from "./viewer.js";
 
@@ -93,21 +94,23 @@ export async function revokeToken(deps: Deps, auth: Auth, value: string): Promis
   // Outside the transaction: checking a JWT's signature may read the signing keys.
   const token = await findAccessToken(deps.db, deps, value);
   if (!token || !(await canManage(deps.db, viewer, token))) throw new NotFoundError("Token", "(value)");
-  return deps.db.transaction((tx) => revokeOne(tx, viewer, token));
+  return thenSynced(deps.bus, () => deps.db.transaction((tx) => revokeOne(tx, viewer, token)));
 }
 
 /** Revokes a token by id, for its owner or an admin. */
 export async function revokeTokenById(deps: Deps, auth: Auth, id: string): Promise<AccessTokenRow> {
   const viewer = requireViewer(auth);
   const tokenId = requireId("Token", id);
-  return deps.db.transaction(async (tx) => {
-    const [token] = await tx
-      .select()
-      .from(accessTokens)
-      .where(and(eq(accessTokens.id, tokenId), visibleTo(viewer)));
-    if (!token) throw new NotFoundError("Token", id);
-    return revokeOne(tx, viewer, token);
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const [token] = await tx
+        .select()
+        .from(accessTokens)
+        .where(and(eq(accessTokens.id, tokenId), visibleTo(viewer)));
+      if (!token) throw new NotFoundError("Token", id);
+      return revokeOne(tx, viewer, token);
+    }),
+  );
 }
 
 /** Admin: revokes every active token matching the filter (at least one criterion); returns how many. */
@@ -118,8 +121,10 @@ export async function revokeTokens(deps: Deps, auth: Auth, input: TokenFilter): 
   if (!Object.values(criteria).some((v) => v != null)) {
     throw new ValidationError("filter", "filter must name an application, user, key type, kind or scope");
   }
-  return deps.db.transaction(
-    async (tx) => (await revokeAccessTokens(tx, filterCondition(criteria), "ADMIN", viewer.id)).length,
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(
+      async (tx) => (await revokeAccessTokens(tx, filterCondition(criteria), "ADMIN", viewer.id)).length,
+    ),
   );
 }
 

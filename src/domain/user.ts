@@ -17,6 +17,7 @@ import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
 import { hashPassword } from "./password.js";
 import { revokeAccessTokens } from "./token.js";
+import { thenSynced } from "./token-event.js";
 import { isUniqueViolation, parseInput, requireId } from "./validation.js";
 import { type Auth, requireAdmin, requireViewer } from "./viewer.js";
 
@@ -87,22 +88,24 @@ export async function deleteUser(deps: Deps, auth: Auth, id: string): Promise<Us
   const viewer = requireAdmin(auth);
   const userId = requireId("User", id);
   if (userId === viewer.id) throw new ForbiddenError("admins cannot delete their own account");
-  return deps.db.transaction(async (tx) => {
-    const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
-    if (!user) throw new NotFoundError("User", id);
-    const owned = tx
-      .select({ id: applications.id })
-      .from(applications)
-      .where(eq(applications.ownerId, userId));
-    await revokeAccessTokens(
-      tx,
-      or(eq(accessTokens.userId, userId), inArray(accessTokens.applicationId, owned)),
-      "USER_DELETED",
-      viewer.id,
-    );
-    await tx.delete(users).where(eq(users.id, userId));
-    return user;
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
+      if (!user) throw new NotFoundError("User", id);
+      const owned = tx
+        .select({ id: applications.id })
+        .from(applications)
+        .where(eq(applications.ownerId, userId));
+      await revokeAccessTokens(
+        tx,
+        or(eq(accessTokens.userId, userId), inArray(accessTokens.applicationId, owned)),
+        "USER_DELETED",
+        viewer.id,
+      );
+      await tx.delete(users).where(eq(users.id, userId));
+      return user;
+    }),
+  );
 }
 
 /** Batch lookup for DataLoaders. */
@@ -159,35 +162,37 @@ export async function updateUser(
     throw new ForbiddenError("admins cannot disable themselves or drop their own admin role");
   }
   const passwordHash = data.password ? await hashPassword(data.password) : undefined;
-  return deps.db.transaction(async (tx) => {
-    const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
-    if (!user) throw new NotFoundError("User", data.id);
-    const changes: Partial<UserRow> = {};
-    if (data.disabled === true && !user.disabledAt) {
-      changes.disabledAt = new Date();
-      const owned = tx
-        .select({ id: applications.id })
-        .from(applications)
-        .where(eq(applications.ownerId, userId));
-      await revokeUserTokens(
-        tx,
-        userId,
-        "USER_DISABLED",
-        viewer.id,
-        inArray(accessTokens.applicationId, owned),
-      );
-    }
-    if (data.disabled === false) changes.disabledAt = null;
-    if (passwordHash) {
-      changes.passwordHash = passwordHash;
-      changes.passwordChangedAt = new Date();
-      await revokeUserTokens(tx, userId, "PASSWORD_CHANGED", viewer.id);
-    }
-    if (data.roles) changes.roles = data.roles;
-    if (Object.keys(changes).length === 0) return user;
-    const [updated] = await tx.update(users).set(changes).where(eq(users.id, userId)).returning();
-    return updated!;
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const [user] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
+      if (!user) throw new NotFoundError("User", data.id);
+      const changes: Partial<UserRow> = {};
+      if (data.disabled === true && !user.disabledAt) {
+        changes.disabledAt = new Date();
+        const owned = tx
+          .select({ id: applications.id })
+          .from(applications)
+          .where(eq(applications.ownerId, userId));
+        await revokeUserTokens(
+          tx,
+          userId,
+          "USER_DISABLED",
+          viewer.id,
+          inArray(accessTokens.applicationId, owned),
+        );
+      }
+      if (data.disabled === false) changes.disabledAt = null;
+      if (passwordHash) {
+        changes.passwordHash = passwordHash;
+        changes.passwordChangedAt = new Date();
+        await revokeUserTokens(tx, userId, "PASSWORD_CHANGED", viewer.id);
+      }
+      if (data.roles) changes.roles = data.roles;
+      if (Object.keys(changes).length === 0) return user;
+      const [updated] = await tx.update(users).set(changes).where(eq(users.id, userId)).returning();
+      return updated!;
+    }),
+  );
 }
 
 const ChangePasswordInput = z.object({
@@ -206,15 +211,17 @@ export async function changePassword(
   const data = parseInput(ChangePasswordInput, input);
   await verifyUserCredentials(deps, { username: viewer.username, password: data.currentPassword }, source);
   const passwordHash = await hashPassword(data.newPassword);
-  return deps.db.transaction(async (tx) => {
-    const [updated] = await tx
-      .update(users)
-      .set({ passwordHash, passwordChangedAt: new Date() })
-      .where(eq(users.id, viewer.id))
-      .returning();
-    await revokeUserTokens(tx, viewer.id, "PASSWORD_CHANGED", viewer.id);
-    return updated!;
-  });
+  return thenSynced(deps.bus, () =>
+    deps.db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(users)
+        .set({ passwordHash, passwordChangedAt: new Date() })
+        .where(eq(users.id, viewer.id))
+        .returning();
+      await revokeUserTokens(tx, viewer.id, "PASSWORD_CHANGED", viewer.id);
+      return updated!;
+    }),
+  );
 }
 
 /** Revokes a user's access tokens (and `alsoWhere`) and its refresh token families, with events. */

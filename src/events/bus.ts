@@ -30,13 +30,23 @@ export interface EventBus {
    */
   onConnectivity(listener: (connected: boolean) => void): () => void;
   readonly connected: boolean;
+  /**
+   * Resolves once every event committed before the call has reached this instance's listeners:
+   * a ping sent now comes back after them, since notifications arrive in commit order. Changes
+   * that must hold on the very next request (revocations) await it before answering. A ping that
+   * does not come back counts as an interruption.
+   */
+  sync(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 interface Heartbeat {
   readonly hb: string;
+  readonly sync?: number;
 }
+
+const SYNC_TIMEOUT_MS = 2000;
 
 /**
  * The event bus over LISTEN/NOTIFY: in-process on PGlite, across instances on PostgreSQL.
@@ -52,6 +62,8 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
   let lastBeat = Date.now();
   let timer: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  let syncs = 0;
+  const waiting = new Map<number, () => void>();
 
   const setConnected = (value: boolean) => {
     if (connected === value) return;
@@ -74,6 +86,10 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       if (message.hb === instance) {
         lastBeat = Date.now();
         setConnected(true);
+        if (message.sync !== undefined) {
+          waiting.get(message.sync)?.();
+          waiting.delete(message.sync);
+        }
       }
       return;
     }
@@ -105,6 +121,31 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     },
     get connected() {
       return connected;
+    },
+    async sync() {
+      const id = ++syncs;
+      const heard = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          resolve(false);
+        }, SYNC_TIMEOUT_MS);
+        timer.unref();
+        waiting.set(id, () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      try {
+        await database.raw("select pg_notify($1, $2)", [
+          TOKEN_EVENTS_CHANNEL,
+          JSON.stringify({ hb: instance, sync: id }),
+        ]);
+      } catch {
+        waiting.delete(id);
+        setConnected(false);
+        return;
+      }
+      if (!(await heard)) setConnected(false);
     },
     async start() {
       unlisten = await database.listen(TOKEN_EVENTS_CHANNEL, onNotify, onListen);

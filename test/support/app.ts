@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -31,6 +32,23 @@ export interface StartOptions {
   /** Reuse the data of an earlier app (restart tests). */
   dataDir?: string;
   databaseUrl?: string;
+  /**
+   * Listen on a port picked beforehand and set ISSUER to the app's own URL, so that RFC 8414
+   * clients (which compare the metadata's issuer with the URL they asked) accept it.
+   */
+  issuerIsUrl?: boolean;
+}
+
+/** A port free right now on 127.0.0.1 (the app binds it a moment later; EADDRINUSE is retried). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Boots the real server on port 0 over a fresh database (PGlite, or PostgreSQL with DATABASE_URL). */
@@ -39,17 +57,6 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
   const database = options.databaseUrl
     ? { url: options.databaseUrl, drop: async () => {} }
     : await createTestDatabase();
-  const config = loadConfig({
-    NODE_ENV: "test",
-    HOST: "127.0.0.1",
-    PORT: "0",
-    LOG_LEVEL: "info",
-    DATA_DIR: dataDir,
-    DATABASE_URL: database.url,
-    ADMIN_USERNAME: ADMIN.username,
-    ADMIN_PASSWORD: ADMIN.password,
-    ...options.env,
-  });
   const logs: string[] = [];
   const statements: string[] = [];
   const logDestination = new Writable({
@@ -58,8 +65,40 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
       callback();
     },
   });
-  const app = buildApp({ config, logDestination, onQuery: (sql) => statements.push(sql) });
-  const { url } = await app.start();
+  const listen = async (): Promise<{ app: App; url: string }> => {
+    const port = options.issuerIsUrl ? await freePort() : 0;
+    const config = loadConfig({
+      NODE_ENV: "test",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "info",
+      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      ADMIN_USERNAME: ADMIN.username,
+      ADMIN_PASSWORD: ADMIN.password,
+      ...(options.issuerIsUrl ? { ISSUER: `http://127.0.0.1:${port}` } : {}),
+      ...options.env,
+    });
+    const app = buildApp({ config, logDestination, onQuery: (sql) => statements.push(sql) });
+    try {
+      return { app, url: (await app.start()).url };
+    } catch (error) {
+      await app.stop();
+      throw error;
+    }
+  };
+  let started: { app: App; url: string } | undefined;
+  for (let attempt = 1; !started; attempt++) {
+    try {
+      started = await listen();
+    } catch (error) {
+      // Another process took the port between freePort() and listen(): pick another one.
+      if (!options.issuerIsUrl || attempt >= 5 || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") {
+        throw error;
+      }
+    }
+  }
+  const { app, url } = started;
   const graphqlUrl = `${url}/graphql`;
   return {
     app,
