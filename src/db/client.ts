@@ -22,6 +22,11 @@ export interface Database {
   /** Runs a raw SQL text and returns its rows (health checks, partitions, advisory locks). */
   raw<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /**
+   * Like `raw`, for a statement run very often with a fixed text: prepared once per connection.
+   * Not counted by `onQuery` (it bypasses drizzle); callers report it themselves.
+   */
+  prepared<T = Record<string, unknown>>(text: string, params: unknown[]): Promise<T[]>;
+  /**
    * LISTEN on a channel: `onNotify` gets each committed NOTIFY payload; `onListen` runs whenever
    * the listening connection is (re)established. Returns the function that stops listening.
    */
@@ -65,6 +70,7 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
     db,
     driver: "pglite",
     raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
+    prepared: async <T>(text: string, params: unknown[]) => (await client.query<T>(text, params)).rows,
     listen: async (channel, onNotify, onListen) => {
       const stop = await client.listen(channel, onNotify);
       onListen?.();
@@ -87,6 +93,8 @@ async function openPostgres(url: string, logger: DrizzleLogger | undefined): Pro
     driver: "postgres",
     raw: async <T>(text: string, params?: unknown[]) =>
       (await sql.unsafe(text, (params ?? []) as never[])) as unknown as T[],
+    prepared: async <T>(text: string, params: unknown[]) =>
+      (await sql.unsafe(text, params as never[], { prepare: true })) as unknown as T[],
     listen: async (channel, onNotify, onListen) => {
       // postgres.js keeps a dedicated connection for LISTEN and re-listens after reconnecting.
       const { unlisten } = await sql.listen(channel, onNotify, onListen);

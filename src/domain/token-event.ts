@@ -14,6 +14,17 @@ import type { TokenEventNotice } from "../events/bus.js";
 export const TOKEN_EVENTS_CHANNEL = "token_events";
 
 /**
+ * Event ids are the subscription cursor, so they must follow commit order: were two transactions
+ * to commit out of id order, a live subscriber would see 14 before 13, and one resuming after 14
+ * would never see 13. Each id is drawn under a transaction-scoped advisory lock: a transaction
+ * drawing ids after another waits until that one has committed (NOTIFY already serializes
+ * commits, so only the rest of a transaction after its events is held back). Every statement
+ * that inserts token events must take this lock before drawing ids.
+ */
+export const EVENT_ORDER_LOCK = 0x746f6b656e;
+const ORDERED_EVENT_ID = sql`(select nextval(pg_get_serial_sequence('token_events', 'id')) from pg_advisory_xact_lock(${sql.raw(String(EVENT_ORDER_LOCK))}))`;
+
+/**
  * Appends token events and announces them, in one statement of the caller's transaction. NOTIFY
  * is transactional: listeners (on every instance) hear of an event exactly when its change
  * committed, and never of a rolled-back one. The payload is the event row as JSON; one too large
@@ -29,7 +40,10 @@ export async function appendTokenEvents(tx: Tx, events: NewTokenEvent[]): Promis
  * CTEs (`before`, e.g. the token rows themselves): a single round trip, atomic on its own.
  */
 export function announcingInsert(tx: Tx, events: NewTokenEvent[], before?: SQL): SQL {
-  const insert = tx.insert(tokenEvents).values(events).returning();
+  const insert = tx
+    .insert(tokenEvents)
+    .values(events.map((event) => ({ ...event, id: ORDERED_EVENT_ID })))
+    .returning();
   return sql`
     with ${before ? sql`${before}, ` : sql``}inserted as (${insert.getSQL()})
     select pg_notify(${TOKEN_EVENTS_CHANNEL}, case

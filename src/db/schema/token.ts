@@ -43,7 +43,7 @@ export const accessTokens = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.id, t.userStoreDomain] }),
-    index("access_tokens_id_idx").on(t.id),
+    // Lookups by id alone use the primary key, whose index leads with id.
     index("access_tokens_application_key_idx").on(t.applicationKeyId),
     index("access_tokens_user_idx").on(t.userId),
     index("access_tokens_expires_at_idx").on(t.expiresAt),

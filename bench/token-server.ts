@@ -1,0 +1,66 @@
+/**
+ * Benchmark child: our service, built with the same `buildApp()` as `npm start`, configured from
+ * the environment the harness passes (DATA_DIR or DATABASE_URL, HOST=127.0.0.1, PORT=0,
+ * LOG_LEVEL=warn). Speaks the harness IPC protocol: "ready" once listening, "counts" on request
+ * (rows read through the app's own database connection), "stop" for a graceful stop.
+ */
+import { buildApp } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import type { ChildMessage } from "./children.js";
+
+const send = (message: ChildMessage) => process.send?.(message);
+
+let statements = 0;
+const app = buildApp({
+  config: loadConfig(),
+  // Counting only (an increment): the report divides it by the requests served.
+  onQuery: () => {
+    statements += 1;
+  },
+});
+
+let stopping: Promise<void> | undefined;
+function stop(code: number): Promise<void> {
+  stopping ??= (async () => {
+    // Bounded: a stuck stop must not keep the benchmark (or a database) alive.
+    setTimeout(() => process.exit(1), 15_000).unref();
+    try {
+      await app.stop();
+    } finally {
+      process.exit(code);
+    }
+  })();
+  return stopping;
+}
+
+process.on("message", async (message: { type: string }) => {
+  if (message.type === "stop") await stop(0);
+  if (message.type === "counts") {
+    try {
+      const [row] = await app.deps.database.raw<{ tokens: number; events: number }>(
+        `select (select count(*)::int from access_tokens) as tokens,
+                (select count(*)::int from token_events where type = 'ISSUED') as events`,
+      );
+      send({
+        type: "counts",
+        accessTokens: Number(row?.tokens),
+        issuedEvents: Number(row?.events),
+        statements,
+      });
+    } catch (error) {
+      send({ type: "error", message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+});
+// The harness went away (crashed or was killed): do not outlive it.
+process.on("disconnect", () => void stop(1));
+process.on("SIGTERM", () => void stop(0));
+process.on("SIGINT", () => void stop(0));
+
+try {
+  const { url } = await app.start();
+  send({ type: "ready", url });
+} catch (error) {
+  send({ type: "error", message: error instanceof Error ? error.message : String(error) });
+  await stop(1);
+}
