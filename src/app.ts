@@ -72,7 +72,7 @@ export function buildApp(options: BuildAppOptions): App {
         bus,
         hub: new EventHub(bus, config.eventQueueLimit, metrics),
         metrics,
-        writer: new TokenWriter(database, log, database.driver === "postgres" ? 8 : 1, options.onQuery),
+        writer: new TokenWriter(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, lt, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
+import type { Channel } from "../events/channel.js";
 import type { EventHub } from "../events/hub.js";
 import type { Deps } from "./deps.js";
 import { UnauthenticatedError, ValidationError } from "./errors.js";
@@ -18,10 +19,14 @@ const Filter = z
 export type TokenEventFilter = z.input<typeof Filter>;
 type ParsedFilter = z.output<typeof Filter>;
 
-const Cursor = z
-  .string()
-  .regex(/^[0-9]{1,18}$/, "must be an event id")
-  .transform((v) => BigInt(v));
+// An object, so that a bad cursor's ValidationError names the `after` argument.
+const Cursor = z.object({
+  after: z
+    .string()
+    .regex(/^[0-9]{1,18}$/, "must be an event id")
+    .transform((v) => BigInt(v)),
+});
+const parseCursor = (after: string) => parseInput(Cursor, { after }).after;
 
 /** SQL: the events matching the filter that the viewer may see. */
 function eventCondition(deps: Deps, viewer: Viewer, filter: ParsedFilter): SQL | undefined {
@@ -52,7 +57,7 @@ export async function listTokenEvents(
   const first = args.first ?? 50;
   if (!Number.isInteger(first) || first < 1 || first > 500)
     throw new ValidationError("first", "first must be 1 to 500");
-  const before = args.after ? parseInput(Cursor, args.after) : undefined;
+  const before = args.after ? parseCursor(args.after) : undefined;
   const rows = await deps.db
     .select()
     .from(tokenEvents)
@@ -76,18 +81,54 @@ const REPLAY_PAGE = 500;
  * delivered twice. Visibility is checked per event; the stream ends when the viewer's own token
  * is revoked or expires (a user deleted, disabled or demoted mid-stream stops receiving).
  */
-export async function* streamTokenEvents(
+export function streamTokenEvents(
   deps: Deps,
   hub: EventHub,
   auth: Auth,
   args: { after?: string | null; filter?: TokenEventFilter | null },
   onOverflow: () => void,
 ): AsyncGenerator<TokenEventRecord> {
+  let channel: Channel<TokenEventRecord> | undefined;
+  let stopped = false;
+  const open = () => {
+    channel = hub.open(onOverflow);
+    if (stopped) channel.close();
+    return channel;
+  };
+  // An async generator queues `return()` until its next `yield`: while it awaits a live event, a
+  // closed subscription would linger on the hub (and keep filtering events) until one matched.
+  // Closing the channel first ends that wait at once.
+  const stop = () => {
+    stopped = true;
+    channel?.close();
+  };
+  const events = replayThenLive(deps, auth, args, open);
+  const stream: AsyncGenerator<TokenEventRecord> = {
+    next: (...value) => events.next(...value),
+    return: (value) => {
+      stop();
+      return events.return(value);
+    },
+    throw: (error) => {
+      stop();
+      return events.throw(error);
+    },
+    [Symbol.asyncIterator]: () => stream,
+  };
+  return stream;
+}
+
+async function* replayThenLive(
+  deps: Deps,
+  auth: Auth,
+  args: { after?: string | null; filter?: TokenEventFilter | null },
+  open: () => Channel<TokenEventRecord>,
+): AsyncGenerator<TokenEventRecord> {
   const viewer = requireViewer(auth);
   const filter = parseInput(Filter, args.filter ?? {});
-  const after = args.after != null ? parseInput(Cursor, args.after) : undefined;
+  const after = args.after != null ? parseCursor(args.after) : undefined;
   const visible = await visibility(deps, viewer);
-  const channel = hub.open(onOverflow);
+  const channel = open();
   try {
     if (after !== undefined) {
       const replayed = new Set<string>();

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/client.js";
-import { TOKEN_EVENTS_CHANNEL } from "./token-event.js";
 import type { PreparedToken } from "./token.js";
+import { TOKEN_EVENTS_CHANNEL } from "./token-event.js";
 
 const MAX_BATCH = 500;
 
@@ -49,6 +49,7 @@ type Pending = { token: PreparedToken; done: (error?: unknown) => void };
 export class TokenWriter {
   private pending: Pending[] = [];
   private inFlight = 0;
+  private scheduled = false;
 
   constructor(
     private readonly database: Database,
@@ -61,6 +62,19 @@ export class TokenWriter {
   write(token: PreparedToken): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ token, done: (error) => (error ? reject(error) : resolve()) });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Flushes after the current turn of the event loop, so that requests already read from their
+   * sockets join the batch (PGlite answers synchronously: without this, every batch held one).
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       this.drain();
     });
   }
@@ -71,7 +85,7 @@ export class TokenWriter {
       this.inFlight += 1;
       this.flush(batch).finally(() => {
         this.inFlight -= 1;
-        this.drain();
+        this.schedule();
       });
     }
   }

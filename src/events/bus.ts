@@ -160,8 +160,10 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     },
     async stop() {
       clearInterval(timer);
+      // Stopping is not an interruption: no warning, and listeners keep their state.
+      connectivity.clear();
       await unlisten?.().catch(() => undefined);
-      setConnected(false);
+      connected = false;
     },
   };
 }

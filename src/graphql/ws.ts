@@ -1,10 +1,12 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ExecutionArgs } from "graphql";
+import type { ExecutionArgs, ExecutionResult, GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
+import { maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Deps } from "../domain/deps.js";
 import { authenticate } from "./context.js";
+import { SharedSubscriptions } from "./shared-execution.js";
 import type { createGraphQLServer } from "./yoga.js";
 import { GRAPHQL_PATH } from "./yoga.js";
 
@@ -13,6 +15,8 @@ type Yoga = ReturnType<typeof createGraphQLServer>;
 interface EnvelopedRoot {
   execute(args: ExecutionArgs): never;
   subscribe(args: ExecutionArgs): never;
+  /** Set for subscriptions: the selection their event results are shared by. */
+  selectionKey?: string;
 }
 
 /**
@@ -21,10 +25,27 @@ interface EnvelopedRoot {
  */
 export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: deps.config.limits.wsPayload });
+  const shared = new SharedSubscriptions();
+  const maskResult = (result: ExecutionResult): ExecutionResult =>
+    result.errors?.length
+      ? {
+          ...result,
+          errors: result.errors.map((error) => {
+            const masked = maskError(error, "Unexpected error.", false);
+            if (masked !== error) deps.log.error({ err: error.originalError ?? error }, "unexpected error");
+            return masked as GraphQLError;
+          }),
+        }
+      : result;
   const server = useServer(
     {
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
+      subscribe: (args) => {
+        const root = args.rootValue as EnvelopedRoot;
+        return root.selectionKey === undefined
+          ? root.subscribe(args)
+          : (shared.subscribe(args, maskResult, root.selectionKey) as never);
+      },
       // Only authenticated connections (log in over HTTP first): anything else is refused (4403).
       onConnect: async (ctx) =>
         (await authenticate(deps, ctx.connectionParams?.authorization)).viewer !== null,
@@ -46,7 +67,19 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           document,
           variableValues: payload.variables,
           contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
+          rootValue: {
+            execute,
+            subscribe,
+            ...(SharedSubscriptions.isSubscription(document, payload.operationName)
+              ? {
+                  selectionKey: JSON.stringify([
+                    payload.query,
+                    payload.operationName ?? null,
+                    payload.variables ?? null,
+                  ]),
+                }
+              : {}),
+          } as EnvelopedRoot,
         };
         const errors = validate(args.schema, args.document);
         if (errors.length) return errors;

@@ -1,4 +1,6 @@
+import { GraphQLError } from "graphql";
 import { TOKEN_EVENT_REASONS, TOKEN_EVENT_TYPES } from "../../db/schema/index.js";
+import { DomainError, ValidationError } from "../../domain/errors.js";
 import type { TokenEventRecord } from "../../domain/token-event.js";
 import { listTokenEvents, streamTokenEvents } from "../../domain/token-event-stream.js";
 import { requireViewer } from "../../domain/viewer.js";
@@ -124,21 +126,59 @@ builder.subscriptionField("tokenEvents", (t) =>
       filter: t.arg({ type: TokenEventFilter }),
     },
     subscribe: (_root, args, ctx) => {
-      requireViewer(ctx.auth);
-      return streamTokenEvents(
-        ctx.deps,
-        ctx.deps.hub,
-        ctx.auth,
-        { after: args.after?.toString(), filter: filterArg(args.filter) },
-        () => {
-          ctx.deps.metrics.slowConsumers.inc();
-          ctx.closeSocket?.(SLOW_CONSUMER_CLOSE, "slow consumer: event queue overflow");
-        },
+      try {
+        requireViewer(ctx.auth);
+      } catch (error) {
+        throw exposed(error);
+      }
+      return delivering(
+        streamTokenEvents(
+          ctx.deps,
+          ctx.deps.hub,
+          ctx.auth,
+          { after: args.after?.toString(), filter: filterArg(args.filter) },
+          () => {
+            ctx.deps.metrics.slowConsumers.inc();
+            ctx.closeSocket?.(SLOW_CONSUMER_CLOSE, "slow consumer: event queue overflow");
+          },
+        ),
+        // Observed per subscriber as its stream hands the event over (execution may be shared).
+        (event) => ctx.deps.metrics.deliveryLag.observe((Date.now() - event.occurredAt.getTime()) / 1000),
       );
     },
-    resolve: (event: TokenEventRecord, _args, ctx) => {
-      ctx.deps.metrics.deliveryLag.observe((Date.now() - event.occurredAt.getTime()) / 1000);
-      return event;
-    },
+    resolve: (event: TokenEventRecord) => event,
   }),
 );
+
+/**
+ * A subscription has no payload to carry typed errors: an expected failure (a bad filter or
+ * cursor, the session's token revoked or expired) ends the stream as a GraphQL error with its
+ * stable code, which masking leaves alone; anything else stays masked.
+ */
+function exposed(error: unknown): unknown {
+  if (!(error instanceof DomainError)) return error;
+  return new GraphQLError(error.message, {
+    extensions: { code: error.code, ...(error instanceof ValidationError ? { field: error.field } : {}) },
+  });
+}
+
+/**
+ * `source` with its domain errors exposed and `onEvent` called for each event it hands over;
+ * `return()` goes straight through (an async generator would queue it behind a pending next()).
+ */
+function delivering<T>(source: AsyncGenerator<T>, onEvent: (event: T) => void): AsyncGenerator<T> {
+  const rethrow = (error: unknown): never => {
+    throw exposed(error);
+  };
+  const handOver = (step: IteratorResult<T>) => {
+    if (!step.done) onEvent(step.value);
+    return step;
+  };
+  const stream: AsyncGenerator<T> = {
+    next: (...value) => source.next(...value).then(handOver, rethrow),
+    return: (value) => source.return(value),
+    throw: (error) => source.throw(error).catch(rethrow),
+    [Symbol.asyncIterator]: () => stream,
+  };
+  return stream;
+}
