@@ -7,6 +7,7 @@ import {
   accessTokens,
   applicationKeys,
   applications,
+  type NewTokenEvent,
   tier,
   tokenFormat,
   users,
@@ -14,7 +15,7 @@ import {
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, NotFoundError } from "./errors.js";
 import { revokeAccessTokens } from "./token.js";
-import { thenSynced } from "./token-event.js";
+import { appendTokenEvents, thenSynced } from "./token-event.js";
 import { isUniqueViolation, parseInput, requireId, text } from "./validation.js";
 import { type Auth, isAdmin, requireViewer, type Viewer } from "./viewer.js";
 
@@ -111,8 +112,17 @@ export async function deleteApplication(deps: Deps, auth: Auth, id: string): Pro
   return thenSynced(deps.bus, () =>
     deps.db.transaction(async (tx) => {
       const app = await requireApplication(tx, viewer, id, { forUpdate: true });
-      await revokeAccessTokens(tx, eq(accessTokens.applicationId, app.id), "APPLICATION_DELETED", viewer.id);
+      const events: NewTokenEvent[] = [];
+      await revokeAccessTokens(
+        tx,
+        eq(accessTokens.applicationId, app.id),
+        "APPLICATION_DELETED",
+        viewer.id,
+        events,
+      );
       await tx.delete(applications).where(eq(applications.id, app.id));
+      // Last: appending takes the event-order lock, after every row lock this transaction needs.
+      await appendTokenEvents(tx, events);
       return app;
     }),
   );

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/client.js";
 import type { PreparedToken } from "./token.js";
-import { TOKEN_EVENTS_CHANNEL } from "./token-event.js";
+import { EVENT_ORDER_LOCK, TOKEN_EVENTS_CHANNEL } from "./token-event.js";
 
 const MAX_BATCH = 500;
 
@@ -30,7 +30,7 @@ with x as (
   insert into token_events (type, reason, token_id, token_kind, key_type, application_id, user_id, scopes, expires_at, actor_id)
   select event_type, event_reason, id, kind::token_kind, key_type::key_type, application_id, user_id,
     coalesce(string_to_array(nullif(scopes, ''), ' '), '{}'), expires_at, actor_id
-  from x order by n
+  from x, (select pg_advisory_xact_lock(${EVENT_ORDER_LOCK})) as ordered order by n
   returning *
 )
 select pg_notify('${TOKEN_EVENTS_CHANNEL}', case

@@ -181,15 +181,19 @@ export async function revokeAccessTokens(
   where: SQL | undefined,
   reason: TokenEventReason,
   actorId: string | null,
+  /**
+   * Collect the events here instead of appending them now, for a caller that locks more rows
+   * first: appending takes the event-order lock, which must come last (see token-event.ts).
+   */
+  deferred?: NewTokenEvent[],
 ): Promise<AccessTokenRow[]> {
   const revoked = await tx
     .update(accessTokens)
     .set({ revokedAt: sql`now()`, revokeReason: reason })
     .where(and(isActive(), where))
     .returning();
-  await appendTokenEvents(
-    tx,
-    revoked.map((t) => tokenEventFor(t, "REVOKED", reason, actorId)),
-  );
+  const events = revoked.map((t) => tokenEventFor(t, "REVOKED", reason, actorId));
+  if (deferred) deferred.push(...events);
+  else await appendTokenEvents(tx, events);
   return revoked;
 }

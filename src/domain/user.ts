@@ -5,6 +5,7 @@ import type { Tx } from "../db/client.js";
 import {
   accessTokens,
   applications,
+  type NewTokenEvent,
   type Role,
   refreshTokenFamilies,
   type TokenEventReason,
@@ -17,7 +18,7 @@ import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
 import { hashPassword } from "./password.js";
 import { revokeAccessTokens } from "./token.js";
-import { thenSynced } from "./token-event.js";
+import { appendTokenEvents, thenSynced } from "./token-event.js";
 import { isUniqueViolation, parseInput, requireId } from "./validation.js";
 import { type Auth, requireAdmin, requireViewer } from "./viewer.js";
 
@@ -96,13 +97,17 @@ export async function deleteUser(deps: Deps, auth: Auth, id: string): Promise<Us
         .select({ id: applications.id })
         .from(applications)
         .where(eq(applications.ownerId, userId));
+      const events: NewTokenEvent[] = [];
       await revokeAccessTokens(
         tx,
         or(eq(accessTokens.userId, userId), inArray(accessTokens.applicationId, owned)),
         "USER_DELETED",
         viewer.id,
+        events,
       );
       await tx.delete(users).where(eq(users.id, userId));
+      // Last: appending takes the event-order lock, after every row lock this transaction needs.
+      await appendTokenEvents(tx, events);
       return user;
     }),
   );

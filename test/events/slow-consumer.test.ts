@@ -1,0 +1,117 @@
+import { once } from "node:events";
+import type { Socket } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { startTestApp, type TestApp } from "../support/app.js";
+import {
+  disposeCollectors,
+  hubSubscribers,
+  latestEventId,
+  scrapeMetrics,
+  storedEvents,
+  subscribeEvents,
+  until,
+} from "../support/events.js";
+import { createWorld, newClient, postForm, type World } from "../support/oauth.js";
+
+/**
+ * A queue of 20 events per subscriber. Loopback TCP buffers hold megabytes, so the slow client
+ * asks for a heavy event (the token snapshot 150 times, ~40 kB) to fill them with a few hundred
+ * events; the limits below only admit that query.
+ */
+const ENV = {
+  EVENT_QUEUE_LIMIT: "20",
+  GRAPHQL_MAX_ALIASES: "200",
+  GRAPHQL_MAX_COST: "100000",
+  GRAPHQL_MAX_TOKENS: "5000",
+};
+const HEAVY = `subscription Heavy { tokenEvents { id ${Array.from(
+  { length: 150 },
+  (_, i) => `t${i}: token { id kind keyType applicationId userId scopes expiresAt }`,
+).join(" ")} } }`;
+const EVENTS = 300;
+
+let t: TestApp;
+let world: World;
+
+beforeAll(async () => {
+  t = await startTestApp({ issuerIsUrl: true, env: ENV });
+  world = await createWorld(t);
+});
+/** Raw sockets still open: terminated after each test, so that a failure never stalls the app's stop. */
+const rawSockets = new Set<WebSocket>();
+afterEach(async () => {
+  for (const socket of rawSockets) socket.terminate();
+  rawSockets.clear();
+  await disposeCollectors();
+});
+afterAll(() => t.stop());
+
+interface Message {
+  type: string;
+  id?: string;
+  payload?: { data?: { tokenEvents: { id: string } } };
+}
+
+/** A graphql-transport-ws client spoken by hand over `ws`, so that it can stop reading its socket. */
+async function rawSubscriber(token: string, query: string) {
+  const socket = new WebSocket(t.graphqlUrl.replace(/^http/, "ws"), "graphql-transport-ws");
+  rawSockets.add(socket);
+  const messages: Message[] = [];
+  socket.on("message", (data) => messages.push(JSON.parse(String(data)) as Message));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  await once(socket, "open");
+  socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } }));
+  await until(() => messages.some((m) => m.type === "connection_ack"), "connection_ack");
+  socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query } }));
+  /** The TCP socket under the WebSocket: pausing it stops reading, as a stalled client would. */
+  const tcp = (socket as unknown as { _socket: Socket })._socket;
+  return {
+    messages,
+    closed,
+    pause: () => tcp.pause(),
+    resume: () => tcp.resume(),
+    received: () => messages.filter((m) => m.type === "next").map((m) => m.payload!.data!.tokenEvents.id),
+  };
+}
+
+describe("slow consumers", () => {
+  it("cuts off a subscriber that stops reading (4429) while a fast one receives every event in order", async () => {
+    const client = await newClient(world);
+    const fast = await subscribeEvents(t, world.adminToken);
+    const slow = await rawSubscriber(world.adminToken, HEAVY);
+    await until(() => hubSubscribers(t) === 2, "both subscriptions to go live");
+    const cursor = await latestEventId(t);
+    slow.pause();
+
+    for (let sent = 0; sent < EVENTS; sent += 10) {
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const response = await postForm(t, "/token", client, "grant_type=client_credentials");
+          expect(response.status).toBe(200);
+          await response.arrayBuffer();
+        }),
+      );
+    }
+    const stored = await storedEvents(t, `id > ${cursor}`);
+    expect(stored.length).toBe(EVENTS);
+    await until(() => fast.events.length >= EVENTS, "the fast subscriber's events", 10_000);
+    expect(fast.events).toEqual(stored);
+    expect(fast.errors).toEqual([]);
+
+    // The server dropped the slow subscription as soon as its queue overflowed.
+    expect(hubSubscribers(t)).toBe(1);
+    const { samples } = await scrapeMetrics(t);
+    expect(samples.get("token_manager_slow_consumers_total")).toBe(1);
+
+    // Once it reads again, it finds what was sent before the cut-off, without a gap, then the close.
+    slow.resume();
+    expect(await slow.closed).toEqual({ code: 4429, reason: "slow consumer: event queue overflow" });
+    const delivered = slow.received();
+    expect(delivered.length).toBeGreaterThan(0);
+    expect(delivered.length).toBeLessThan(EVENTS);
+    expect(delivered).toEqual(stored.slice(0, delivered.length).map((e) => e.id));
+  });
+});

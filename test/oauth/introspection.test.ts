@@ -1,0 +1,229 @@
+import * as oauth from "oauth4webapi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TestApp } from "../support/app.js";
+import { revokeToken } from "../support/keys.js";
+import {
+  accessTokenRow,
+  clientCredentials,
+  createWorld,
+  epoch,
+  forgedValue,
+  INVALID_CLIENT,
+  INVALID_CLIENT_BASIC,
+  idOf,
+  introspect,
+  introspectionRequest,
+  JSON_NO_STORE,
+  newClient,
+  newUser,
+  passwordGrant,
+  postForm,
+  refresh,
+  revoke,
+  startOAuthApp,
+  type TestClient,
+  unknownValue,
+  type World,
+  wire,
+} from "../support/oauth.js";
+
+let t: TestApp;
+let world: World;
+let c: TestClient;
+beforeAll(async () => {
+  t = await startOAuthApp();
+  world = await createWorld(t);
+  c = await newClient(world, { allowedDomains: ["app.example.com", "*.example.org"] });
+});
+afterAll(() => t.stop());
+
+/** RFC 7662 §2.2: an inactive token says nothing else, byte for byte. */
+async function expectInactive(token: string) {
+  const response = await introspectionRequest(world, c, token);
+  expect(response.status).toBe(200);
+  expect(Object.fromEntries(response.headers)).toMatchObject(JSON_NO_STORE);
+  expect(await response.text()).toBe('{"active":false}');
+}
+
+describe("token introspection (RFC 7662)", () => {
+  it.each([
+    ["client_secret_basic", "basic"],
+    ["client_secret_post", "post"],
+  ] as const)(
+    "describes an active application token to a client authenticated with %s",
+    async (_name, method) => {
+      const { access_token } = await clientCredentials(world, c, { scope: "read" });
+      const row = await accessTokenRow(t, access_token);
+      expect(await introspect(world, c, access_token, method)).toEqual({
+        active: true,
+        scope: "read",
+        client_id: c.clientId,
+        token_type: "Bearer",
+        exp: epoch(row.expires_at!),
+        iat: epoch(row.issued_at),
+        sub: c.clientId,
+        aud: t.url,
+        iss: t.url,
+        jti: row.id,
+        token_kind: "APPLICATION",
+        application_id: c.applicationId,
+        key_type: "PRODUCTION",
+        allowed_domains: ["app.example.com", "*.example.org"],
+      });
+      expect(epoch(row.expires_at!) - epoch(row.issued_at)).toBe(3600);
+    },
+  );
+
+  it("describes an active user token with the username and the user as subject", async () => {
+    const { access_token } = await passwordGrant(world, c);
+    const row = await accessTokenRow(t, access_token);
+    expect(await introspect(world, c, access_token)).toEqual({
+      active: true,
+      scope: "read write",
+      client_id: c.clientId,
+      username: world.owner.username,
+      token_type: "Bearer",
+      exp: epoch(row.expires_at!),
+      iat: epoch(row.issued_at),
+      sub: world.owner.id,
+      aud: t.url,
+      iss: t.url,
+      jti: row.id,
+      token_kind: "USER",
+      application_id: c.applicationId,
+      key_type: "PRODUCTION",
+      allowed_domains: ["app.example.com", "*.example.org"],
+    });
+  });
+
+  it("describes an active refresh token", async () => {
+    const { refresh_token } = await passwordGrant(world, c);
+    const [row] = await t.app.deps.database.raw<{ issued_at: Date; expires_at: Date }>(
+      "select issued_at, expires_at from refresh_tokens where id = $1",
+      [idOf(refresh_token!)],
+    );
+    expect(await introspect(world, c, refresh_token!)).toEqual({
+      active: true,
+      client_id: c.clientId,
+      username: world.owner.username,
+      token_type: "refresh_token",
+      exp: epoch(row!.expires_at),
+      iat: epoch(row!.issued_at),
+      sub: world.owner.id,
+      iss: t.url,
+    });
+    expect(epoch(row!.expires_at) - epoch(row!.issued_at)).toBe(86_400);
+  });
+
+  it("omits exp for a token that never expires", async () => {
+    const forever = await newClient(world, { validityPeriod: -1 });
+    const { access_token } = await clientCredentials(world, forever);
+    const described = await introspect(world, forever, access_token);
+    expect(described).toMatchObject({ active: true, client_id: forever.clientId, allowed_domains: [] });
+    expect(described).not.toHaveProperty("exp");
+  });
+
+  it("accepts token_type_hint, right or wrong (RFC 7662 §2.1)", async () => {
+    const { access_token, refresh_token } = await passwordGrant(world, c);
+    for (const [token, hint] of [
+      [access_token, "access_token"],
+      [access_token, "refresh_token"],
+      [refresh_token!, "refresh_token"],
+      [refresh_token!, "access_token"],
+      [access_token, "something_else"],
+    ] as const) {
+      const response = await introspectionRequest(world, c, token, { token_type_hint: hint });
+      const described = await oauth.processIntrospectionResponse(world.as, c.client, response);
+      expect(described.active).toBe(true);
+    }
+  });
+
+  describe('answers exactly {"active":false} for', () => {
+    it.each([
+      ["an unknown access token", () => unknownValue("tmat")],
+      ["an unknown refresh token", () => unknownValue("tmrt")],
+      ["garbage", () => "not-a-token"],
+      ["something shaped like a JWT", () => "a.b.c"],
+      ["a consumer secret", () => c.secret],
+    ])("%s", async (_name, value) => {
+      await expectInactive(value());
+    });
+
+    it("a known token id with the wrong secret", async () => {
+      const { access_token, refresh_token } = await passwordGrant(world, c);
+      await expectInactive(forgedValue(access_token));
+      await expectInactive(forgedValue(refresh_token!));
+    });
+
+    it("an expired access token and an expired refresh token", async () => {
+      const { access_token, refresh_token } = await passwordGrant(world, c);
+      const { raw } = t.app.deps.database;
+      await raw("update access_tokens set expires_at = now() - interval '1 second' where id = $1", [
+        idOf(access_token),
+      ]);
+      await raw("update refresh_tokens set expires_at = now() - interval '1 second' where id = $1", [
+        idOf(refresh_token!),
+      ]);
+      await expectInactive(access_token);
+      await expectInactive(refresh_token!);
+    });
+
+    it("a token revoked through /revoke", async () => {
+      const { access_token } = await clientCredentials(world, c);
+      await revoke(world, c, access_token);
+      await expectInactive(access_token);
+    });
+
+    it("a token its owner revoked through GraphQL", async () => {
+      const { access_token } = await clientCredentials(world, c);
+      const outcome = await revokeToken(t, world.owner.token, access_token);
+      expect(outcome.__typename).toBe("RevokeTokenPayload");
+      await expectInactive(access_token);
+    });
+
+    it("a refresh token that was used (rotated)", async () => {
+      const { refresh_token } = await passwordGrant(world, c);
+      await refresh(world, c, refresh_token!);
+      await expectInactive(refresh_token!);
+    });
+
+    it("the tokens of a user who has been disabled", async () => {
+      const user = await newUser(t, world.adminToken);
+      const { access_token, refresh_token } = await passwordGrant(world, c, {}, user);
+      // Straight in the database: users.test.ts covers updateUser, which also revokes the tokens.
+      await t.app.deps.database.raw("update users set disabled_at = now() where id = $1", [user.id]);
+      await expectInactive(access_token);
+      await expectInactive(refresh_token!);
+    });
+  });
+
+  describe("refuses", () => {
+    it("an unauthenticated caller with 401 invalid_client", async () => {
+      const { access_token } = await clientCredentials(world, c);
+      expect(await wire(await postForm(t, "/introspect", null, `token=${access_token}`))).toEqual(
+        INVALID_CLIENT,
+      );
+    });
+
+    it("a wrong secret with 401 invalid_client, with a Basic challenge only for Basic", async () => {
+      const { access_token } = await clientCredentials(world, c);
+      const wrong = { ...c, secret: unknownValue("tmat") };
+      expect(await wire(await introspectionRequest(world, wrong, access_token))).toEqual(
+        INVALID_CLIENT_BASIC,
+      );
+      expect(await wire(await introspectionRequest(world, wrong, access_token, {}, "post"))).toEqual(
+        INVALID_CLIENT,
+      );
+    });
+
+    it("and oauth4webapi reports the failure", async () => {
+      const wrong = { ...c, secret: unknownValue("tmat") };
+      const response = await introspectionRequest(world, wrong, "anything", {}, "post");
+      await expect(oauth.processIntrospectionResponse(world.as, c.client, response)).rejects.toMatchObject({
+        code: oauth.RESPONSE_BODY_ERROR,
+        status: 401,
+        error: "invalid_client",
+      });
+    });
+  });
+});

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TestApp } from "../support/app.js";
+import {
+  clientCredentialsRequest,
+  createWorld,
+  INVALID_CLIENT_BASIC,
+  introspectionRequest,
+  JSON_NO_STORE,
+  newClient,
+  newUser,
+  type Owner,
+  oauthError,
+  passwordRequest,
+  revocationRequest,
+  startOAuthApp,
+  type TestClient,
+  type Wire,
+  type World,
+  wire,
+} from "../support/oauth.js";
+
+/** 429 temporarily_unavailable with Retry-After (1..60 s, the default AUTH_FAILURE_WINDOW) matching the text. */
+function expectLimited(response: Wire) {
+  const retryAfter = Number(response.headers["retry-after"]);
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(60);
+  expect(response).toEqual({
+    status: 429,
+    headers: { ...JSON_NO_STORE, "retry-after": String(retryAfter) },
+    body: {
+      error: "temporarily_unavailable",
+      error_description: `too many failed attempts: retry after ${retryAfter} seconds`,
+    },
+  });
+}
+
+const withSecret = (c: TestClient, secret: string): TestClient => ({ ...c, secret });
+const asClient = (c: TestClient, clientId: string): TestClient => ({
+  ...c,
+  client: { client_id: clientId },
+  clientId,
+});
+
+describe("with AUTH_FAILURE_LIMIT=3 (per client id and per username)", () => {
+  let t: TestApp;
+  let world: World;
+  beforeAll(async () => {
+    t = await startOAuthApp({ AUTH_FAILURE_LIMIT: "3", AUTH_FAILURE_LIMIT_PER_SOURCE: "100" });
+    world = await createWorld(t);
+  });
+  afterAll(() => t.stop());
+
+  describe("failed client authentication, per client id", () => {
+    let c: TestClient;
+    let other: TestClient;
+    beforeAll(async () => {
+      c = await newClient(world);
+      other = await newClient(world);
+    });
+
+    it("refuses the 4th attempt with 429, and then the right secret too, on every endpoint", async () => {
+      const wrong = withSecret(c, other.secret);
+      for (let i = 0; i < 3; i++) {
+        expect(await wire(await clientCredentialsRequest(world, wrong))).toEqual(INVALID_CLIENT_BASIC);
+      }
+      expectLimited(await wire(await clientCredentialsRequest(world, wrong)));
+      expectLimited(await wire(await clientCredentialsRequest(world, c)));
+      expectLimited(await wire(await clientCredentialsRequest(world, c, {}, "post")));
+      expectLimited(await wire(await introspectionRequest(world, c, "x")));
+      expectLimited(await wire(await revocationRequest(world, c, "x")));
+    });
+
+    it("keeps serving another client id from the same source", async () => {
+      expect((await clientCredentialsRequest(world, other)).status).toBe(200);
+      const wrong = withSecret(other, c.secret);
+      expect(await wire(await clientCredentialsRequest(world, wrong))).toEqual(INVALID_CLIENT_BASIC);
+      expect((await clientCredentialsRequest(world, other)).status).toBe(200);
+    });
+
+    it("counts only failures: a client that keeps succeeding is never limited", async () => {
+      const busy = await newClient(world);
+      for (let i = 0; i < 6; i++) expect((await clientCredentialsRequest(world, busy)).status).toBe(200);
+    });
+  });
+
+  describe("failed passwords, per username", () => {
+    let c: TestClient;
+    let victim: Owner;
+    beforeAll(async () => {
+      c = await newClient(world);
+      victim = await newUser(t, world.adminToken);
+    });
+
+    it("refuses the 4th password attempt for a username with 429, and then the right password too", async () => {
+      const bad = { username: victim.username, password: "wrong-password" };
+      for (let i = 0; i < 3; i++) {
+        expect(await wire(await passwordRequest(world, c, bad))).toEqual(
+          oauthError(400, "invalid_grant", "invalid username or password"),
+        );
+      }
+      expectLimited(await wire(await passwordRequest(world, c, bad)));
+      const right = { username: victim.username, password: victim.password };
+      expectLimited(await wire(await passwordRequest(world, c, right)));
+      // The username is the principal, whatever its case.
+      expectLimited(
+        await wire(await passwordRequest(world, c, { ...right, username: victim.username.toUpperCase() })),
+      );
+    });
+
+    it("keeps serving other usernames, and the client itself, from the same source", async () => {
+      const right = { username: world.owner.username, password: world.owner.password };
+      expect((await passwordRequest(world, c, right)).status).toBe(200);
+      expect((await clientCredentialsRequest(world, c)).status).toBe(200);
+    });
+  });
+});
+
+describe("failed client authentication, per source (AUTH_FAILURE_LIMIT_PER_SOURCE=6)", () => {
+  let t: TestApp;
+  let world: World;
+  let c: TestClient;
+  beforeAll(async () => {
+    t = await startOAuthApp({ AUTH_FAILURE_LIMIT: "3", AUTH_FAILURE_LIMIT_PER_SOURCE: "6" });
+    world = await createWorld(t);
+    c = await newClient(world);
+  });
+  afterAll(() => t.stop());
+
+  it("blocks every client id from the source once its failures reach the limit", async () => {
+    // Six failures spread over three client ids: none reaches the per-client limit of 3.
+    const ids = ["ghost-a", "ghost-b", "ghost-c", "ghost-a", "ghost-b", "ghost-c"];
+    for (const [i, id] of ids.entries()) {
+      expect(await wire(await clientCredentialsRequest(world, asClient(c, id)))).toEqual(
+        INVALID_CLIENT_BASIC,
+      );
+      // Below the source limit, a good client still gets through.
+      if (i < ids.length - 1) expect((await clientCredentialsRequest(world, c)).status).toBe(200);
+    }
+    // The sixth failure used the source's budget: now even a good client with its right secret waits.
+    expectLimited(await wire(await clientCredentialsRequest(world, c)));
+    expectLimited(await wire(await clientCredentialsRequest(world, asClient(c, "ghost-d"))));
+  });
+});
