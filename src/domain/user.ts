@@ -13,6 +13,7 @@ import {
   userStoreDomains,
   users,
 } from "../db/schema/index.js";
+import { announceOwnerChanged } from "./client-cache.js";
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
@@ -185,6 +186,7 @@ export async function updateUser(
           viewer.id,
           inArray(accessTokens.applicationId, owned),
         );
+        await announceOwnerChanged(tx, userId);
       }
       if (data.disabled === false) changes.disabledAt = null;
       if (passwordHash) {

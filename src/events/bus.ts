@@ -21,9 +21,16 @@ export interface TokenEventNotice {
   readonly truncated?: true;
 }
 
+/** A committed change that is not a token event but that caches must hear of (an owner disabled). */
+export interface CacheNotice {
+  readonly invalidate: { readonly ownerId: string };
+}
+
 export interface EventBus {
   /** Every committed event, on every instance, in the order the channel delivers them. */
   subscribe(listener: (event: TokenEventNotice) => void): () => void;
+  /** Committed cache notices (see `announceCacheNotice`). */
+  onCacheNotice(listener: (notice: CacheNotice) => void): () => void;
   /**
    * `false` when events may have been missed (the listening connection was lost or went silent),
    * `true` once listening again. Caches must not trust what they hold in between.
@@ -56,6 +63,7 @@ const SYNC_TIMEOUT_MS = 2000;
 export function createEventBus(database: Database, log: Logger, heartbeatMs: number): EventBus {
   const listeners = new Set<(event: TokenEventNotice) => void>();
   const connectivity = new Set<(connected: boolean) => void>();
+  const cacheListeners = new Set<(notice: CacheNotice) => void>();
   const instance = randomUUID();
   let connected = false;
   let listens = 0;
@@ -76,10 +84,14 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
   };
 
   const onNotify = (payload: string) => {
-    let message: TokenEventNotice | Heartbeat;
+    let message: TokenEventNotice | Heartbeat | CacheNotice;
     try {
-      message = JSON.parse(payload) as TokenEventNotice | Heartbeat;
+      message = JSON.parse(payload) as TokenEventNotice | Heartbeat | CacheNotice;
     } catch {
+      return;
+    }
+    if ("invalidate" in message) {
+      for (const listener of cacheListeners) listener(message);
       return;
     }
     if ("hb" in message) {
@@ -114,6 +126,10 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    onCacheNotice(listener) {
+      cacheListeners.add(listener);
+      return () => cacheListeners.delete(listener);
     },
     onConnectivity(listener) {
       connectivity.add(listener);

@@ -130,11 +130,8 @@ describe("user changes reach OAuth tokens", () => {
     expect((await clientCredentialsRequest(world, ownClient)).status).toBe(200);
   });
 
-  // KNOWN GAP (src/domain/client-cache.ts): the cached client record is dropped only by an event
-  // carrying the application's id. An owner whose applications hold no active token when disabled
-  // produces none, so for up to the cache TTL (10 s) its client still mints tokens, valid for their
-  // whole lifetime. Unskip once disabling a user announces itself to the client cache.
-  it.skip("a disabled owner's client is refused at once even when its applications held no active token", async () => {
+  // Its applications hold no token, so no token event says so: disabling announces the owner itself.
+  it("a disabled owner's client is refused at once even when its applications held no active token", async () => {
     const owner = await newUser(t, world.adminToken);
     const ownClient = await newClient(world, { owner });
     // Its only token (from generateKeys) revoked by the owner: nothing left for the disable to revoke.
