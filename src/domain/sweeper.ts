@@ -1,5 +1,12 @@
-import { and, gt, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
-import { accessTokens, refreshTokenFamilies, refreshTokens } from "../db/schema/index.js";
+import { and, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
+import {
+  type AccessTokenRow,
+  accessTokens,
+  type NewTokenEvent,
+  refreshTokenFamilies,
+  refreshTokens,
+} from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { clearExpiredRetryPairs } from "./refresh-token.js";
 import { appendTokenEvents, tokenEventFor } from "./token-event.js";
@@ -17,70 +24,70 @@ export interface SweepResult {
 }
 
 /**
- * Announces tokens that have expired: one EXPIRED event each, exactly once even with several
- * instances, because rows are claimed with FOR UPDATE SKIP LOCKED and marked in the same
- * transaction as their events.
+ * The sweeper's one pattern: claim up to BATCH due rows with FOR UPDATE SKIP LOCKED (so several
+ * instances never take the same row), change them, and append one event per row, all in one
+ * transaction: each due token is handled exactly once.
  */
-export async function announceExpired(deps: Deps): Promise<{ count: number; lag: number }> {
+async function claimAndAnnounce(
+  deps: Deps,
+  due: SQL,
+  change: PgUpdateSetSource<typeof accessTokens>,
+  eventFor: (token: AccessTokenRow) => NewTokenEvent,
+  order?: SQL | PgColumn,
+): Promise<AccessTokenRow[]> {
   return deps.db.transaction(async (tx) => {
-    const due = tx
+    const claimed = tx
       .select({ id: accessTokens.id })
       .from(accessTokens)
-      .where(
-        and(
-          isNull(accessTokens.expiredNotifiedAt),
-          isNull(accessTokens.revokedAt),
-          lte(accessTokens.expiresAt, sql`now()`),
-        ),
-      )
-      .orderBy(accessTokens.expiresAt)
+      .where(due)
+      .orderBy(...(order ? [order] : []))
       .limit(BATCH)
       .for("update", { skipLocked: true });
-    const expired = await tx
+    const rows = await tx
       .update(accessTokens)
-      .set({ expiredNotifiedAt: sql`now()` })
-      .where(and(inArray(accessTokens.id, due), isNull(accessTokens.expiredNotifiedAt)))
+      .set(change)
+      .where(and(inArray(accessTokens.id, claimed), due))
       .returning();
-    await appendTokenEvents(
-      tx,
-      expired.map((t) => tokenEventFor(t, "EXPIRED", null)),
-    );
-    const oldest = Math.min(...expired.map((t) => t.expiresAt?.getTime() ?? Date.now()));
-    return { count: expired.length, lag: expired.length ? (Date.now() - oldest) / 1000 : 0 };
+    await appendTokenEvents(tx, rows.map(eventFor));
+    return rows;
   });
+}
+
+/** Announces tokens that have expired: one EXPIRED event each, exactly once. */
+export async function announceExpired(deps: Deps): Promise<{ count: number; lag: number }> {
+  const expired = await claimAndAnnounce(
+    deps,
+    and(
+      isNull(accessTokens.expiredNotifiedAt),
+      isNull(accessTokens.revokedAt),
+      lte(accessTokens.expiresAt, sql`now()`),
+    )!,
+    { expiredNotifiedAt: sql`now()` },
+    (t) => tokenEventFor(t, "EXPIRED", null),
+    accessTokens.expiresAt,
+  );
+  const oldest = Math.min(...expired.map((t) => t.expiresAt?.getTime() ?? Date.now()));
+  return { count: expired.length, lag: expired.length ? (Date.now() - oldest) / 1000 : 0 };
 }
 
 /** EXPIRING_SOON warnings, EXPIRING_SOON_WARNING seconds ahead of expiry, once per token. */
 export async function announceExpiringSoon(deps: Deps): Promise<number> {
   const warning = deps.config.expiringSoonWarning;
   if (warning === 0) return 0;
-  return deps.db.transaction(async (tx) => {
-    const due = tx
-      .select({ id: accessTokens.id })
-      .from(accessTokens)
-      .where(
-        and(
-          isNull(accessTokens.expiringSoonNotifiedAt),
-          isNull(accessTokens.revokedAt),
-          gt(accessTokens.expiresAt, sql`now()`),
-          lte(accessTokens.expiresAt, sql`now() + make_interval(secs => ${warning})`),
-          // Only tokens that live longer than the warning: a short-lived token is not "soon" at birth.
-          lte(accessTokens.issuedAt, sql`${accessTokens.expiresAt} - make_interval(secs => ${warning})`),
-        ),
-      )
-      .limit(BATCH)
-      .for("update", { skipLocked: true });
-    const soon = await tx
-      .update(accessTokens)
-      .set({ expiringSoonNotifiedAt: sql`now()` })
-      .where(and(inArray(accessTokens.id, due), isNull(accessTokens.expiringSoonNotifiedAt)))
-      .returning();
-    await appendTokenEvents(
-      tx,
-      soon.map((t) => tokenEventFor(t, "EXPIRING_SOON", null)),
-    );
-    return soon.length;
-  });
+  const soon = await claimAndAnnounce(
+    deps,
+    and(
+      isNull(accessTokens.expiringSoonNotifiedAt),
+      isNull(accessTokens.revokedAt),
+      gt(accessTokens.expiresAt, sql`now()`),
+      lte(accessTokens.expiresAt, sql`now() + make_interval(secs => ${warning})`),
+      // Only tokens that live longer than the warning: a short-lived token is not "soon" at birth.
+      lte(accessTokens.issuedAt, sql`${accessTokens.expiresAt} - make_interval(secs => ${warning})`),
+    )!,
+    { expiringSoonNotifiedAt: sql`now()` },
+    (t) => tokenEventFor(t, "EXPIRING_SOON", null),
+  );
+  return soon.length;
 }
 
 /**
@@ -88,27 +95,13 @@ export async function announceExpiringSoon(deps: Deps): Promise<number> {
  * Until this runs, such tokens already count as inactive (see `isActive`).
  */
 export async function endGracePeriods(deps: Deps): Promise<number> {
-  return deps.db.transaction(async (tx) => {
-    const due = tx
-      .select({ id: accessTokens.id })
-      .from(accessTokens)
-      .where(and(isNull(accessTokens.revokedAt), lte(accessTokens.revokeScheduledAt, sql`now()`)))
-      .limit(BATCH)
-      .for("update", { skipLocked: true });
-    const revoked = await tx
-      .update(accessTokens)
-      .set({ revokedAt: accessTokens.revokeScheduledAt, revokeReason: "REGENERATED" })
-      .where(and(inArray(accessTokens.id, due), isNull(accessTokens.revokedAt)))
-      .returning();
-    await appendTokenEvents(
-      tx,
-      revoked.map((t) => ({
-        ...tokenEventFor(t, "REVOKED", "REGENERATED"),
-        details: { gracePeriodEnded: true },
-      })),
-    );
-    return revoked.length;
-  });
+  const revoked = await claimAndAnnounce(
+    deps,
+    and(isNull(accessTokens.revokedAt), lte(accessTokens.revokeScheduledAt, sql`now()`))!,
+    { revokedAt: sql`${accessTokens.revokeScheduledAt}`, revokeReason: "REGENERATED" },
+    (t) => ({ ...tokenEventFor(t, "REVOKED", "REGENERATED"), details: { gracePeriodEnded: true } }),
+  );
+  return revoked.length;
 }
 
 /**
