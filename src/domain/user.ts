@@ -154,7 +154,7 @@ const UpdateUserInput = z.object({
 /**
  * Admin: disables or enables a user, sets its password or roles. Disabling revokes every token
  * the user holds and its applications' tokens (USER_DISABLED); a new password revokes the user's
- * tokens (PASSWORD_CHANGED): whoever held them must authenticate again.
+ * tokens (PASSWORD_CHANGED), and so do new roles (ADMIN): whoever held them must authenticate again.
  */
 export async function updateUser(
   deps: Deps,
@@ -194,7 +194,12 @@ export async function updateUser(
         changes.passwordChangedAt = new Date();
         await revokeUserTokens(tx, userId, "PASSWORD_CHANGED", viewer.id);
       }
-      if (data.roles) changes.roles = data.roles;
+      if (data.roles && [...data.roles].sort().join() !== [...user.roles].sort().join()) {
+        changes.roles = data.roles;
+        // New roles take effect at the next login: sessions (and live event streams) of the old
+        // roles end now, so a demoted admin stops seeing everything.
+        await revokeUserTokens(tx, userId, "ADMIN", viewer.id);
+      }
       if (Object.keys(changes).length === 0) return user;
       const [updated] = await tx.update(users).set(changes).where(eq(users.id, userId)).returning();
       return updated!;

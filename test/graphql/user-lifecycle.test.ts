@@ -101,11 +101,9 @@ describe("password changes", () => {
 
   it("require the current password when users change their own, then revoke their tokens", async () => {
     const ivy = await createSubscriber(t, admin, "ivy");
-    const wrong = await t
-      .client(ivy.token)
-      .request<any>(CHANGE_PASSWORD, {
-        input: { currentPassword: "not-it", newPassword: "ivys-new-password" },
-      });
+    const wrong = await t.client(ivy.token).request<any>(CHANGE_PASSWORD, {
+      input: { currentPassword: "not-it", newPassword: "ivys-new-password" },
+    });
     expect(wrong.changePassword).toMatchObject({
       __typename: "InvalidCredentialsError",
       code: "INVALID_CREDENTIALS",
@@ -114,11 +112,9 @@ describe("password changes", () => {
       .client(ivy.token)
       .request<any>(CHANGE_PASSWORD, { input: { currentPassword: ivy.password, newPassword: "short" } });
     expect(short.changePassword).toMatchObject({ __typename: "ValidationError", code: "VALIDATION_FAILED" });
-    const ok = await t
-      .client(ivy.token)
-      .request<any>(CHANGE_PASSWORD, {
-        input: { currentPassword: ivy.password, newPassword: "ivys-new-password" },
-      });
+    const ok = await t.client(ivy.token).request<any>(CHANGE_PASSWORD, {
+      input: { currentPassword: ivy.password, newPassword: "ivys-new-password" },
+    });
     expect(ok.changePassword.__typename).toBe("ChangePasswordPayload");
     expect((await t.client(ivy.token).request<any>(ME)).me.__typename).toBe("UnauthenticatedError");
   });
@@ -160,5 +156,25 @@ describe("user store domains", () => {
     const kim = await createSubscriber(t, admin, "kim");
     const denied = await t.client(kim.token).request<any>(CREATE_DOMAIN, { name: "MINE" });
     expect(denied.createUserStoreDomain).toMatchObject({ __typename: "ForbiddenError" });
+  });
+});
+
+describe("role changes", () => {
+  it("end the user's sessions, so new roles apply from the next login", async () => {
+    const lena = await createSubscriber(t, admin, "lena");
+    const { updateUser } = await t
+      .client(admin)
+      .request<any>(UPDATE_USER, { input: { id: lena.id, roles: ["ADMIN", "SUBSCRIBER"] } });
+    expect(updateUser.user.roles.sort()).toEqual(["ADMIN", "SUBSCRIBER"]);
+    expect((await t.client(lena.token).request<any>(ME)).me.__typename).toBe("UnauthenticatedError");
+    expect(await revocationReasons(lena.id)).toEqual(["ADMIN"]);
+    // The same roles again change nothing and revoke nothing.
+    const relogin = await t
+      .client()
+      .request<any>(LOGIN, { input: { username: "lena", password: lena.password } });
+    await t
+      .client(admin)
+      .request<any>(UPDATE_USER, { input: { id: lena.id, roles: ["SUBSCRIBER", "ADMIN"] } });
+    expect((await t.client(relogin.login.accessToken).request<any>(ME)).me.username).toBe("lena");
   });
 });
