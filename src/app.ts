@@ -8,6 +8,7 @@ import { loadServiceSecrets } from "./domain/service-secrets.js";
 import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
 import { type SweepResult, startSweeper } from "./domain/sweeper.js";
+import { readTokenEvent } from "./domain/token-event.js";
 import { TokenWriter } from "./domain/token-writer.js";
 import { bootstrapAdmin } from "./domain/user.js";
 import { createEventBus, type EventBus } from "./events/bus.js";
@@ -70,7 +71,7 @@ export function buildApp(options: BuildAppOptions): App {
         signer: createSigner(base),
         limiter: new FailureLimiter(config.authFailures),
         bus,
-        hub: new EventHub(bus, config.eventQueueLimit, metrics),
+        hub: new EventHub(bus, config.eventQueueLimit, metrics, (id) => readTokenEvent(database!.db, id)),
         metrics,
         writer: new TokenWriter(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
       });

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.js";
 import {
   type AccessTokenRow,
@@ -130,4 +130,13 @@ export async function thenSynced<T>(bus: { sync(): Promise<void> }, work: () => 
   const result = await work();
   await bus.sync();
   return result;
+}
+
+/** One event by id (for notices that carried only the id). */
+export async function readTokenEvent(db: Tx, id: number): Promise<TokenEventRecord | null> {
+  const [row] = await db
+    .select()
+    .from(tokenEvents)
+    .where(eq(tokenEvents.id, BigInt(id)));
+  return row ? fromRow(row) : null;
 }

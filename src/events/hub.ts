@@ -11,12 +11,21 @@ export class EventHub {
     bus: EventBus,
     private readonly queueLimit: number,
     metrics: Metrics,
+    /** Reads an event announced by id only (too large for NOTIFY). */
+    load: (id: number) => Promise<TokenEventRecord | null>,
   ) {
-    bus.subscribe((notice) => {
-      const event = fromNotice(notice);
-      if (!event) return;
+    const deliver = (event: TokenEventRecord) => {
       metrics.events.inc({ type: event.type });
       for (const channel of this.channels) channel.push(event);
+    };
+    bus.subscribe((notice) => {
+      const event = fromNotice(notice);
+      if (event) deliver(event);
+      else
+        load(notice.id).then(
+          (row) => row && deliver(row),
+          () => undefined,
+        );
     });
     metrics.probes.subscribers = () => this.channels.size;
   }
