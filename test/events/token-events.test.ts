@@ -107,3 +107,35 @@ describe("tokenEvents subscription", () => {
     expect(stream.errors[0]).toMatchObject({ code: 4403 });
   });
 });
+
+describe("events too large for NOTIFY", () => {
+  it("are read from the log and still delivered live, with every scope", async () => {
+    const scopes = Array.from(
+      { length: 100 },
+      (_, i) => `scope-${String(i).padStart(3, "0")}-${"x".repeat(80)}`,
+    );
+    const api = await createApiAs(t.client(admin), {
+      name: "wide",
+      context: "/wide",
+      version: "v1",
+      scopes: scopes.map((name) => ({ name })),
+    });
+    const app = await createApplicationAs(t.client(admin), { name: "wide" });
+    await t.client(admin).request(SUBSCRIBE, { input: { applicationId: app.id, apiId: api.id } });
+    const stream = await collect(admin, { filter: { types: ["ISSUED"], applicationId: app.id } });
+    const { generateKeys } = await t.client(admin).request<any>(GENERATE, {
+      input: { applicationId: app.id, keyType: "SANDBOX", scopes },
+    });
+    await until(() => stream.events.length === 1);
+    expect(stream.events[0]).toMatchObject({
+      type: "ISSUED",
+      token: { id: generateKeys.token.token.id, scopes },
+    });
+    // The row really was too large for a NOTIFY payload.
+    const [row] = await t.app.deps.database.raw<{ size: number }>(
+      "select octet_length(row_to_json(e)::text) as size from token_events e where token_id = $1",
+      [generateKeys.token.token.id],
+    );
+    expect(row!.size).toBeGreaterThan(7900);
+  });
+});
