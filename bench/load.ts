@@ -1,5 +1,12 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pinned, spawnTracked, waitForExit } from "./children.js";
+import type { LoadSpec } from "./load-worker.js";
+import { onTeardown } from "./teardown.js";
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON = require.resolve("autocannon/autocannon.js");
@@ -84,6 +91,11 @@ export async function runLoad(
   const code = await waitForExit(child, (options.seconds + 30) * 1000);
   const line = output.trim().split("\n").pop();
   if (code !== 0 || !line) throw new Error(`autocannon failed (exit ${code}): ${output.slice(0, 500)}`);
+  return loadResult(line, options.connections);
+}
+
+/** The report's figures from autocannon's JSON result (the CLI's --json line, or its API's result). */
+function loadResult(line: string, connections: number): LoadResult {
   const result = JSON.parse(line) as {
     duration: number;
     errors: number;
@@ -95,7 +107,7 @@ export async function runLoad(
     requests: { average: number };
   };
   return {
-    connections: options.connections,
+    connections,
     seconds: result.duration,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
@@ -106,4 +118,32 @@ export async function runLoad(
     timeouts: result.timeouts,
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count])),
   };
+}
+
+let specDir: Promise<string> | undefined;
+
+/**
+ * Runs load-worker.ts (autocannon through its API, which can rotate request bodies) in its own
+ * process pinned to `core`, and returns its summary. Bounded: killed 30 s past its duration.
+ */
+export async function runWorkerLoad(spec: LoadSpec, core: number): Promise<LoadResult> {
+  specDir ??= mkdtemp(join(tmpdir(), "tm-bench-load-")).then((dir) => {
+    onTeardown(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
+    return dir;
+  });
+  const file = join(await specDir, `${randomUUID()}.json`);
+  await writeFile(file, JSON.stringify(spec));
+  const worker = fileURLToPath(new URL("./load-worker.ts", import.meta.url));
+  const child = spawnTracked(pinned(core, [process.execPath, "--import", "tsx", worker, file]), {
+    captureStdout: true,
+  });
+  let output = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    output += chunk;
+  });
+  const code = await waitForExit(child, (spec.seconds + 30) * 1000);
+  await rm(file, { force: true });
+  const line = output.trim().split("\n").pop();
+  if (code !== 0 || !line) throw new Error(`autocannon failed (exit ${code}): ${output.slice(0, 500)}`);
+  return loadResult(line, spec.connections);
 }

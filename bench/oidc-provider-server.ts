@@ -1,6 +1,6 @@
 /**
- * Benchmark child: the peer, panva's oidc-provider with one client_credentials client and its
- * default in-memory adapter (it persists nothing). Everything it would otherwise warn about in
+ * Benchmark child: the peer, panva's oidc-provider with one client_credentials client, token
+ * introspection enabled (RFC 7662, at /token/introspection), and its default in-memory adapter (it persists nothing). Everything it would otherwise warn about in
  * development mode is configured (signing keys, cookie keys, findAccount, TTL, no
  * devInteractions) except the in-memory adapter, which is the point: its notice is filtered.
  * Speaks the harness IPC protocol ("ready", "stop").
@@ -47,7 +47,17 @@ const provider = new Provider(issuer, {
       response_types: [],
     },
   ],
-  features: { clientCredentials: { enabled: true }, devInteractions: { enabled: false } },
+  features: {
+    clientCredentials: { enabled: true },
+    // RFC 7662, for the gateway suite's /introspect comparison (the client introspects its own tokens).
+    // allowedPolicy: the default rule, configured so that it prints no "you SHOULD change it" notice.
+    introspection: {
+      enabled: true,
+      allowedPolicy: async (_ctx, client, token) =>
+        client.clientAuthMethod !== "none" || token.clientId === client.clientId,
+    },
+    devInteractions: { enabled: false },
+  },
   // No end users in this benchmark: client_credentials never looks an account up.
   findAccount: async () => undefined,
   jwks: { keys: [{ ...privateKey.export({ format: "jwk" }), use: "sig", kid: "bench" }] },

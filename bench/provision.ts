@@ -42,10 +42,22 @@ function expect(payload: Payload, typename: string): Payload {
 
 const ERROR = "... on Error { message }";
 
+/** What the API and the key are given beyond the defaults (the token suite uses none). */
+export interface ProvisionOptions {
+  /** The API's resources (method, path pattern, required scopes). */
+  readonly resources?: readonly { method: string; pathPattern: string; scopes: string[] }[];
+  /** The scopes the key allows (its tokens get them all when the token request names none). */
+  readonly keyScopes?: readonly string[];
+}
+
+/** The API every provisioned application subscribes to: `/bench/1.0.0`, defining the scope `bench`. */
+export const BENCH_API = { context: "/bench", version: "1.0.0", scope: "bench" } as const;
+
 /** Returns the consumer key and secret of a fresh application subscribed to a fresh API. */
 export async function provisionClient(
   url: string,
   admin: { username: string; password: string },
+  options: ProvisionOptions = {},
 ): Promise<ClientCredentials> {
   const login = expect(
     await graphql(
@@ -60,7 +72,15 @@ export async function provisionClient(
     await graphql(
       url,
       `mutation($input: CreateApiInput!) { createApi(input: $input) { __typename ... on CreateApiPayload { api { id } } ${ERROR} } }`,
-      { input: { name: "Bench API", context: "/bench", version: "1.0.0", scopes: [{ name: "bench" }] } },
+      {
+        input: {
+          name: "Bench API",
+          context: BENCH_API.context,
+          version: BENCH_API.version,
+          scopes: [{ name: BENCH_API.scope }],
+          ...(options.resources ? { resources: options.resources } : {}),
+        },
+      },
       token,
     ),
     "CreateApiPayload",
@@ -87,7 +107,14 @@ export async function provisionClient(
     await graphql(
       url,
       `mutation($input: GenerateKeysInput!) { generateKeys(input: $input) { __typename ... on GenerateKeysPayload { consumerKey consumerSecret } ${ERROR} } }`,
-      { input: { applicationId: application.id, keyType: "PRODUCTION", grantTypes: ["client_credentials"] } },
+      {
+        input: {
+          applicationId: application.id,
+          keyType: "PRODUCTION",
+          grantTypes: ["client_credentials"],
+          ...(options.keyScopes ? { scopes: options.keyScopes } : {}),
+        },
+      },
       token,
     ),
     "GenerateKeysPayload",

@@ -52,11 +52,16 @@ export interface Meta {
   readonly warnings: readonly string[];
 }
 
-const START = "<!-- bench:token -->";
-const END = "<!-- /bench:token -->";
+/** The markers around a suite's section of BENCHMARKS.md. */
+export const markers = (suite: string) => ({
+  start: `<!-- bench:${suite} -->`,
+  end: `<!-- /bench:${suite} -->`,
+});
 
-const ms = (v: number) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
-const rps = (v: number) => Math.round(v).toLocaleString("en-US");
+const { start: START, end: END } = markers("token");
+
+export const ms = (v: number) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
+export const rps = (v: number) => Math.round(v).toLocaleString("en-US");
 
 /** The ratio of ours to the peer at the same connection count. */
 export function ratio(
@@ -140,10 +145,11 @@ ${END}`;
 }
 
 /**
- * Rewrites only this benchmark's section (between its markers) of `path`, so that other
- * benchmarks (gateway /validate, event fan-out) keep their own sections.
+ * Rewrites only one benchmark's section (between its markers, `suite` naming them) of `path`, so
+ * that other benchmarks (token, gateway, event fan-out) keep their own sections.
  */
-export async function writeSection(path: string, section: string): Promise<void> {
+export async function writeSection(path: string, section: string, suite = "token"): Promise<void> {
+  const { start: START, end: END } = markers(suite);
   let text: string;
   try {
     text = await readFile(path, "utf8");

@@ -29,6 +29,15 @@ export class ValidationCache {
     deps.bus.onConnectivity(() => this.flush());
   }
 
+  /**
+   * The token's grant when the cache can answer without I/O (null: known not to exist), or
+   * undefined when it must be loaded — always, while events may be lost. The gateway's hot path.
+   */
+  peek(id: string): TokenGrant | null | undefined {
+    const hit = this.deps.bus.connected ? this.entries.get(id) : undefined;
+    return hit === MISSING ? null : hit;
+  }
+
   /** The token's grant: from the cache, or from the database (always, while events may be lost). */
   async get(id: string): Promise<TokenGrant | null> {
     const connected = this.deps.bus.connected;

@@ -12,16 +12,21 @@ export function registerValidateRoute(app: FastifyInstance, deps: Deps) {
   const gateway = createGatewayCheck(deps);
   const header = deps.config.gateway.clientDomainHeader;
 
-  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+  // Not async: a cached token is answered in this very call, without a promise per request.
+  const handler = (request: FastifyRequest, reply: FastifyReply) => {
     const h = request.headers;
     const fromEnvoy = request.url.startsWith("/validate/") ? request.url.slice("/validate".length) : "/";
-    const decision = await gateway.check({
+    const input = {
       authorization: h.authorization,
       domain: one(h[header]),
       method: one(h["x-original-method"]) ?? (request.method === "HEAD" ? "GET" : request.method),
       uri: one(h["x-original-uri"]) ?? one(h["x-envoy-original-path"]) ?? fromEnvoy,
-    });
-    return send(reply, decision);
+    };
+    const decision = gateway.checkCached(input);
+    if (decision === undefined) return gateway.check(input).then((d) => send(reply, d));
+    send(reply, decision);
+    // A sync handler that has sent returns nothing (Fastify would try to send a returned value).
+    return undefined;
   };
   // Per-request logs would cost more than the check itself on this hot path: warnings only.
   app.route({

@@ -1,0 +1,316 @@
+/**
+ * The gateway suite, written to the `<!-- bench:gateway -->` section of BENCHMARKS.md:
+ *
+ * - GET /validate on a cached token (the nginx `auth_request` / Envoy `ext_authz` hot path),
+ *   against a bare node:http server answering a fixed 200 with an empty body, loaded with the
+ *   very same request bytes; Fastify with one route answering 200 is measured too, as the
+ *   framework's own ceiling. Target: ours ≥ 0.5x the bare server.
+ * - POST /introspect (RFC 7662) "on a cache miss": every request names another token (a set of
+ *   BENCH_INTROSPECT_TOKENS, rotated across the whole run), and our introspection reads the
+ *   database on every call; against oidc-provider's introspection endpoint, with tokens minted
+ *   the same way (client_credentials, same client) and introspected by that client. Target:
+ *   ours ≥ 2x oidc-provider.
+ *
+ * Every server runs pinned to the server core, the load generator to the other; each case
+ * waits for a quiet machine first, as in the token suite.
+ */
+import { createRequire } from "node:module";
+import { availableParallelism, cpus } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pinning, type ServerChild } from "./children.js";
+import { startCpuWindow, waitForQuiet } from "./cpu.js";
+import {
+  GATEWAY_LABEL,
+  type GatewayCase,
+  type GatewayMeta,
+  type GatewayServer,
+  renderGatewaySection,
+} from "./gateway-report.js";
+import { AUTOCANNON_VERSION, type LoadResult, runWorkerLoad } from "./load.js";
+import type { LoadSpec } from "./load-worker.js";
+import { commandLine, postgresVersion } from "./meta.js";
+import { BENCH_API, type ClientCredentials } from "./provision.js";
+import { writeSection } from "./report.js";
+import { startBare, startOurs, startPeer } from "./servers.js";
+import { Findings, LOAD_CORE, log, QUIET_THRESHOLD, settings } from "./settings.js";
+import { checkLoad } from "./token-suite.js";
+
+/** The resource every /validate request calls: it requires the API's scope, which the token holds. */
+const RESOURCE = { method: "GET", pathPattern: "/items/{id}", scopes: [BENCH_API.scope] };
+const ORIGINAL_URI = `${BENCH_API.context}/${BENCH_API.version}/items/42`;
+
+const ours = () => settings.targets.filter((t): t is "pglite" | "postgres" => t !== "oidc-provider");
+const withPeer = () => settings.targets.includes("oidc-provider");
+const measuring = (endpoint: GatewayCase["endpoint"]) => settings.gatewayEndpoints.includes(endpoint);
+
+/** Cases this suite runs (for the harness's time budget). */
+export const gatewayCaseCount = () =>
+  settings.connections.length *
+  ((measuring("validate") ? 2 + ours().length : 0) +
+    (measuring("introspect") ? ours().length + (withPeer() ? 1 : 0) : 0));
+
+interface Loaded {
+  readonly kind: GatewayServer;
+  readonly server: ServerChild;
+  /** What autocannon sends (without the connection count and duration). */
+  readonly spec: Omit<LoadSpec, "connections" | "seconds">;
+  /** Checked before each case: one request answers as expected. */
+  readonly check?: () => Promise<void>;
+  /** Checked after each case: every token of the rotation is still active (introspection only). */
+  readonly after?: () => Promise<void>;
+}
+
+/** Runs the suite and writes its section; `revision` is the commit measured. */
+export async function runGatewaySuite(revision: string): Promise<Findings> {
+  const findings = new Findings();
+  const oursValidate: Loaded[] = [];
+  const introspect: Loaded[] = [];
+
+  for (const target of ours()) {
+    log(`starting ${GATEWAY_LABEL[target]}…`);
+    const running = await startOurs(target, { resources: [RESOURCE], keyScopes: [BENCH_API.scope] });
+    const url = running.server.url;
+    if (measuring("validate")) {
+      const [token] = await mintTokens(`${url}/token`, running.client, 1);
+      const request = validateRequest(token!);
+      const check = () => checkValidate(url, request.headers);
+      await check();
+      oursValidate.push({
+        kind: target,
+        server: running.server,
+        spec: { ...request, url: `${url}/validate` },
+        check,
+      });
+    }
+    if (!measuring("introspect")) continue;
+    const tokens = await mintTokens(`${url}/token`, running.client, settings.introspectTokens);
+    const endpoint = `${url}/introspect`;
+    const allActive = () => checkIntrospection(endpoint, running.client, tokens);
+    await allActive();
+    introspect.push({
+      kind: target,
+      server: running.server,
+      spec: introspectionRequest(endpoint, running.client, tokens),
+      check: () => checkIntrospection(endpoint, running.client, tokens.slice(0, 1)),
+      after: allActive,
+    });
+  }
+  // The baselines get the very same request bytes as ours (they ignore them).
+  const sample = oursValidate[0]?.spec ?? { ...validateRequest("tmat_placeholder"), url: "" };
+  const baseline = async (kind: "bare" | "fastify", server: ServerChild): Promise<Loaded> => {
+    const url = `${server.url}/validate`;
+    const check = async () => {
+      const response = await fetch(url, { headers: sample.headers, signal: AbortSignal.timeout(10_000) });
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`${server.name} answered ${response.status}`);
+    };
+    await check();
+    return { kind, server, spec: { ...sample, url }, check };
+  };
+  const validate: Loaded[] = [];
+  if (measuring("validate")) {
+    log(`starting ${GATEWAY_LABEL.bare}…`);
+    validate.push(await baseline("bare", await startBare("node", GATEWAY_LABEL.bare)));
+    log(`starting ${GATEWAY_LABEL.fastify}…`);
+    validate.push(await baseline("fastify", await startBare("fastify", GATEWAY_LABEL.fastify)));
+    validate.push(...oursValidate);
+  }
+  if (withPeer() && measuring("introspect")) {
+    log(`starting ${GATEWAY_LABEL["oidc-provider"]}…`);
+    const peer = await startPeer();
+    const tokens = await mintTokens(`${peer.server.url}/token`, peer.client, settings.introspectTokens);
+    const endpoint = `${peer.server.url}/token/introspection`;
+    const allActive = () => checkIntrospection(endpoint, peer.client, tokens);
+    await allActive();
+    introspect.unshift({
+      kind: "oidc-provider",
+      server: peer.server,
+      spec: introspectionRequest(endpoint, peer.client, tokens),
+      check: () => checkIntrospection(endpoint, peer.client, tokens.slice(0, 1)),
+      after: allActive,
+    });
+  }
+
+  const results: GatewayCase[] = [];
+  for (const connections of settings.connections) {
+    for (const loaded of validate) results.push(await measure("validate", loaded, connections, findings));
+    for (const loaded of introspect) results.push(await measure("introspect", loaded, connections, findings));
+  }
+  for (const loaded of new Set([...validate, ...introspect].map((l) => l.server))) await loaded.stop();
+
+  const require = createRequire(import.meta.url);
+  const meta: GatewayMeta = {
+    command: commandLine(process.env),
+    revision,
+    date: `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? "unknown CPU",
+    node: process.version,
+    postgres: ours().includes("postgres")
+      ? await postgresVersion(settings.databaseUrl)
+      : "PostgreSQL not used",
+    oidcProvider: (require("oidc-provider/package.json") as { version: string }).version,
+    fastify: (require("fastify/package.json") as { version: string }).version,
+    autocannon: AUTOCANNON_VERSION,
+    warmup: settings.warmup,
+    duration: settings.duration,
+    tokens: settings.introspectTokens,
+    originalUri: ORIGINAL_URI,
+    pinning,
+    problems: findings.problems,
+    warnings: findings.warnings,
+  };
+  await writeSection(settings.output, renderGatewaySection(results, meta), "gateway");
+  log(`\nwrote the gateway section of ${settings.output}`);
+  return findings;
+}
+
+async function measure(
+  endpoint: GatewayCase["endpoint"],
+  loaded: Loaded,
+  connections: number,
+  findings: Findings,
+): Promise<GatewayCase> {
+  const label = `${endpoint === "validate" ? "GET /validate" : "POST /introspect"}, ${GATEWAY_LABEL[loaded.kind]}, ${connections} connections`;
+  const quietBefore = await waitForQuiet(QUIET_THRESHOLD, settings.quietWait * 1000);
+  if (quietBefore !== undefined && quietBefore > QUIET_THRESHOLD) {
+    findings.warnings.push(
+      `${label}: the machine was busy before the case (${Math.round(quietBefore)}% of a core)`,
+    );
+  }
+  await loaded.check?.();
+  const run = (seconds: number) => runWorkerLoad({ ...loaded.spec, connections, seconds }, LOAD_CORE);
+  const warm = await run(settings.warmup);
+  checkLoad(`${label} (warm-up)`, warm, findings);
+  // Requests cut off when the warm-up stopped finish before the measured run starts.
+  await sleep(1_000);
+  const ourServer = loaded.kind === "pglite" || loaded.kind === "postgres";
+  const before = ourServer ? await loaded.server.counts() : undefined;
+  const cpuWindow = startCpuWindow(loaded.server.child.pid);
+  const load: LoadResult = await run(settings.duration);
+  const cpu = cpuWindow();
+  checkLoad(label, load, findings);
+  let statementsPerRequest: number | undefined;
+  if (before) {
+    const after = await loaded.server.counts();
+    statementsPerRequest = (after.statements - before.statements) / Math.max(1, load.ok + load.non2xx);
+  }
+  try {
+    await loaded.after?.();
+  } catch (error) {
+    findings.problems.push(`${label}: after the run, ${(error as Error).message}`);
+  }
+  log(
+    `${label.padEnd(78)} ${Math.round(load.requestsPerSecond).toString().padStart(6)} req/s  p50 ${load.p50} ms  p99 ${load.p99} ms` +
+      (statementsPerRequest !== undefined ? `  SQL/request ${statementsPerRequest.toFixed(2)}` : ""),
+  );
+  return { endpoint, server: loaded.kind, connections, load, cpu, statementsPerRequest };
+}
+
+const basic = (client: ClientCredentials) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString("base64")}`;
+
+function validateRequest(token: string): Omit<LoadSpec, "connections" | "seconds" | "url"> {
+  return {
+    method: "GET",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "x-original-uri": ORIGINAL_URI,
+      "x-original-method": "GET",
+    },
+  };
+}
+
+function introspectionRequest(
+  url: string,
+  client: ClientCredentials,
+  tokens: readonly string[],
+): Omit<LoadSpec, "connections" | "seconds"> {
+  return {
+    url,
+    method: "POST",
+    headers: { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" },
+    bodies: tokens.map((token) => `token=${encodeURIComponent(token)}`),
+  };
+}
+
+/** `count` access tokens from POST /token (client_credentials), 16 requests at a time. */
+async function mintTokens(url: string, client: ClientCredentials, count: number): Promise<string[]> {
+  const tokens: string[] = [];
+  await inParallel(count, 16, async () => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials",
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await response.json()) as { access_token?: unknown };
+    if (response.status !== 200 || typeof body.access_token !== "string") {
+      throw new Error(`${url} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+    }
+    tokens.push(body.access_token);
+  });
+  return tokens;
+}
+
+/** One /validate request must pass with the identity headers, and the same token on another API must not. */
+async function checkValidate(url: string, headers: Record<string, string>): Promise<void> {
+  const response = await fetch(`${url}/validate`, { headers, signal: AbortSignal.timeout(10_000) });
+  await response.arrayBuffer();
+  const scopes = response.headers.get("x-auth-scopes")?.split(" ") ?? [];
+  const missing = ["x-auth-subject", "x-auth-client-id", "x-auth-application-id", "x-auth-key-type"].filter(
+    (name) => !response.headers.get(name),
+  );
+  if (response.status !== 200 || missing.length > 0 || !scopes.includes(BENCH_API.scope)) {
+    throw new Error(
+      `${url}/validate answered ${response.status} (missing ${missing.join(", ") || "no header"}, scopes ${scopes.join(" ")})`,
+    );
+  }
+  const elsewhere = await fetch(`${url}/validate`, {
+    headers: { ...headers, "x-original-uri": "/unsubscribed/1.0.0/items/42" },
+    signal: AbortSignal.timeout(10_000),
+  });
+  await elsewhere.arrayBuffer();
+  if (elsewhere.status !== 403) {
+    throw new Error(
+      `${url}/validate answered ${elsewhere.status} for an API the token does not subscribe to`,
+    );
+  }
+}
+
+/** Every token introspects as active, issued to `client` (16 requests at a time). */
+async function checkIntrospection(
+  url: string,
+  client: ClientCredentials,
+  tokens: readonly string[],
+): Promise<void> {
+  let next = 0;
+  await inParallel(tokens.length, 16, async () => {
+    const index = next++;
+    const token = tokens[index]!;
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" },
+      body: `token=${encodeURIComponent(token)}`,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await response.json()) as { active?: unknown; client_id?: unknown };
+    if (response.status !== 200 || body.active !== true || body.client_id !== client.clientId) {
+      throw new Error(
+        `${url} answered ${response.status} ${JSON.stringify(body).slice(0, 200)} for token ${index + 1} of ${tokens.length}`,
+      );
+    }
+  });
+}
+
+/** Runs `task` `count` times, at most `width` at once. */
+async function inParallel(count: number, width: number, task: () => Promise<void>): Promise<void> {
+  let started = 0;
+  const lane = async () => {
+    while (started < count) {
+      started += 1;
+      await task();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, count) }, lane));
+}
