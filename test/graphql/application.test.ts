@@ -117,7 +117,8 @@ async function newSubscriber(prefix: string): Promise<Subscriber> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp();
+  // A statement-count test lives here: keep the sweeper's background statements out of it.
+  t = await startTestApp({ env: { SWEEPER_INTERVAL_MS: "3600000" } });
   adminToken = await loginAdmin(t);
   alice = await newSubscriber("alice");
   bob = await newSubscriber("bob");
