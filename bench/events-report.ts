@@ -132,6 +132,18 @@ function median(values: number[]): number {
   return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
+/** Server CPU µs per delivery in a round. */
+function cost(round: FanoutRound): number | undefined {
+  const c = round.cpu;
+  return c ? ((c.server / 100) * c.seconds * 1e6) / round.deliveries : undefined;
+}
+
+/** Median server CPU µs per delivery of a target's rounds. */
+function medianCost(rounds: readonly FanoutRound[], target: Target | "raw"): number | undefined {
+  const costs = rounds.filter((r) => r.target === target).flatMap((r) => cost(r) ?? []);
+  return costs.length ? median(costs) : undefined;
+}
+
 /** Median deliveries/s of a target's rounds. */
 export function medianRate(rounds: readonly FanoutRound[], target: Target | "raw"): number | undefined {
   const mine = rounds.filter((r) => r.target === target);
@@ -144,14 +156,20 @@ function fanoutSection(r: EventsReport): string {
   const raw = medianRate(r.fanout, "raw");
   const rows = r.fanout.map((x) => {
     const c = x.cpu;
-    const perDelivery = c ? ((c.server / 100) * c.seconds * 1e6) / x.deliveries : undefined;
+    const perDelivery = cost(x);
     return `| ${TARGET_LABEL[x.target]} | ${x.round} | ${int(x.events)} | ${int(x.deliveries)} | ${x.seconds.toFixed(2)} | ${int(rate(x))} | ${x.target === "raw" ? "—" : int(x.events / x.commitSeconds)} | ${pct(c?.server)} | ${perDelivery === undefined ? "—" : perDelivery.toFixed(1)} | ${pct(c?.clients)} | ${x.target === "raw" ? "—" : pct(c?.producer)} | ${pct(c?.postgres)} | ${pct(c?.other)} |`;
   });
   const targets = [...new Set(r.fanout.map((x) => x.target))].filter((t): t is Target => t !== "raw");
+  const rawCost = medianCost(r.fanout, "raw");
   const ratios = targets.map((t) => {
     const ours = medianRate(r.fanout, t) ?? Number.NaN;
     const x = raw ? ours / raw : Number.NaN;
-    return `- ${TARGET_LABEL[t]}: ${int(ours)} deliveries/s over raw ws ${raw ? int(raw) : "—"}/s = **${x.toFixed(2)}** (target ≥ 0.5: ${x >= 0.5 ? "met" : "**missed**"})`;
+    const cost = medianCost(r.fanout, t);
+    const costRatio =
+      cost && rawCost
+        ? ` (server CPU per delivery: ours ${cost.toFixed(1)} µs, raw ${rawCost.toFixed(1)} µs: ${(rawCost / cost).toFixed(2)})`
+        : "";
+    return `- ${TARGET_LABEL[t]}: ${int(ours)} deliveries/s over raw ws ${raw ? int(raw) : "—"}/s = **${x.toFixed(2)}** (target ≥ 0.5: ${x >= 0.5 ? "met" : "**missed**"})${costRatio}`;
   });
   return `### 1. Fan-out throughput: ${int(f.subscribers)} subscribers on one instance
 
@@ -232,7 +250,7 @@ ${latencySection(r)}
 ${expirySection(r)}${r.problems.length > 0 ? `\n**Failed checks in this run:**\n${r.problems.map((p) => `- ${p}`).join("\n")}\n` : ""}${r.warnings.length > 0 ? `\nNoise warnings:\n${r.warnings.map((p) => `- ${p}`).join("\n")}\n` : ""}
 How to read it:
 - Every delivery is checked: each subscriber must receive each event exactly once, and nothing else (no error, no close); failures are listed above as failed checks.
-- "server CPU µs per delivery" is the server's CPU time in the window divided by the deliveries: the cost to cut. The subscribers' process does only a prefix check and a counter per message, but at raw-ws rates it can itself be the limit (its CPU near 100%): then the raw figure, and the ratio, are lower bounds of the real gap.
+- "server CPU µs per delivery" is the server's CPU time in the window divided by the deliveries: the cost to cut. The subscribers' process does only a prefix check and a counter per message, but at raw-ws rates it can itself be the limit (its CPU near 100%): then the raw figure understates what raw ws could do, and the ratio flatters ours; the CPU-cost ratio (server µs per delivery, raw over ours) does not depend on that.
 - CPU columns are % of one core over the measured window; "other programs" is CPU used by anything the benchmark did not start (the harness waits up to BENCH_QUIET_WAIT seconds for a quiet machine before each case).
 - Quick run: \`BENCH_SUITES=events BENCH_FANOUT_EVENTS=200 BENCH_FANOUT_ROUNDS=1 BENCH_LATENCY_DURATION=5 BENCH_EXPIRY_TOKENS=10000 BENCH_EXPIRY_WINDOW=10 BENCH_OUTPUT=/tmp/bench.md npm run bench\`; see bench/events-run.ts for every setting.
 ${END}`;

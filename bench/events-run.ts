@@ -10,7 +10,8 @@
  *    with a raw `ws` broadcast of the very same messages to as many plain `ws` clients.
  * 2. Latency and memory: BENCH_LATENCY_SUBSCRIBERS idle subscriptions (server memory before and
  *    after, after a full GC), then BENCH_LATENCY_RATE events/s for BENCH_LATENCY_DURATION s:
- *    delivery time minus the arrival of the response that committed the event.
+ *    delivery time minus the event's occurredAt (an upper bound of commit-to-delivery) and minus
+ *    the arrival of the response of the request that committed it (a lower bound).
  * 3. Expiry: BENCH_EXPIRY_TOKENS access_tokens rows inserted in bulk, expiring over the next
  *    BENCH_EXPIRY_WINDOW s (starting BENCH_EXPIRY_LEAD s after the insert); lag of each EXPIRED
  *    event (token_events.occurred_at − access_tokens.expires_at), and of its delivery to a live
