@@ -197,7 +197,7 @@ function latencySection(r: EventsReport): string {
   const trio = (x: Summary) => `${ms(x.p50)} / **${ms(x.p99)}** / ${ms(x.max)}`;
   const latRows = r.latency.map(
     (x) =>
-      `| ${TARGET_LABEL[x.target]} | ${int(x.subscribers)} | ${int(x.events)} | ${int(x.deliveries)} | ${trio(x.afterOccurred)} | ${ms(x.afterResponse.p50)} / ${ms(x.afterResponse.p99)} / ${ms(x.afterResponse.max)} | ${ms(x.lastSubscriber.p99)} | ${ms(x.requestMs.p50)} / ${ms(x.requestMs.p99)} | ${pct(x.cpu?.server)} | ${pct(x.cpu?.clients)} | ${x.afterOccurred.p99 < 250 ? "met" : "**missed**"} |`,
+      `| ${TARGET_LABEL[x.target]} | ${int(x.subscribers)} | ${int(x.events)} | ${int(x.deliveries)} | ${trio(x.afterOccurred)} | ${ms(x.afterResponse.p50)} / ${ms(x.afterResponse.p99)} / ${ms(x.afterResponse.max)} | ${ms(x.lastSubscriber.p99)} | ${ms(x.requestMs.p50)} / ${ms(x.requestMs.p99)} | ${pct(x.cpu?.server)} | ${pct(x.cpu?.clients)} | ${pct(x.cpu?.other)} | ${x.afterOccurred.p99 < 250 ? "met" : "**missed**"} |`,
   );
   return `### 2. Fan-out latency (${int(l.subscribers)} subscribers, ${l.rate} events/s for ${l.duration} s) and memory per idle subscriber
 
@@ -213,8 +213,8 @@ Latency: after ${l.warmup ?? 0} s of events at the same rate (not counted), one 
 
 Times are wall clock in processes on the same machine. Target p99 < 250 ms.
 
-| server | subscribers | events | deliveries | after occurredAt p50 / p99 / max ms | after the response p50 / p99 / max ms | p99 ms, last subscriber of each event, after the response | POST /token p50 / p99 ms | server CPU | subscribers' CPU | target |
-| --- | ---: | ---: | ---: | --- | --- | ---: | --- | ---: | ---: | --- |
+| server | subscribers | events | deliveries | after occurredAt p50 / p99 / max ms | after the response p50 / p99 / max ms | p99 ms, last subscriber of each event, after the response | POST /token p50 / p99 ms | server CPU | subscribers' CPU | other programs | target |
+| --- | ---: | ---: | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | --- |
 ${latRows.join("\n") || "| (latency not run) |"}
 `;
 }
@@ -224,14 +224,14 @@ function expirySection(r: EventsReport): string {
   if (r.expiry.length === 0) return "### 3. Expiry\n\nNot run (BENCH_EVENTS_CASES).\n";
   const rows = r.expiry.map(
     (x) =>
-      `| ${TARGET_LABEL[x.target]} | ${int(x.tokens)} | ${x.insertSeconds.toFixed(1)} | ${int(x.events)} (${int(x.distinctTokens)} tokens) | ${ms(x.lag.p50)} | **${ms(x.lag.p99)}** | ${ms(x.lag.max)} | ${int(x.delivered)}: ${ms(x.delivery.p50)} / ${ms(x.delivery.p99)} / ${ms(x.delivery.max)} | ${pct(x.cpu?.server)} | ${pct(x.cpu?.postgres)} | ${x.lag.p99 < 2000 ? "met" : "**missed**"} |`,
+      `| ${TARGET_LABEL[x.target]} | ${int(x.tokens)} | ${x.insertSeconds.toFixed(1)} | ${int(x.events)} (${int(x.distinctTokens)} tokens) | ${ms(x.lag.p50)} | **${ms(x.lag.p99)}** | ${ms(x.lag.max)} | ${int(x.delivered)}: ${ms(x.delivery.p50)} / ${ms(x.delivery.p99)} / ${ms(x.delivery.max)} | ${pct(x.cpu?.server)} | ${pct(x.cpu?.postgres)} | ${pct(x.cpu?.other)} | ${x.lag.p99 < 2000 ? "met" : "**missed**"} |`,
   );
   return `### 3. Expiry: ${int(e.tokens)} tokens expiring within ${e.window} s
 
 ${int(e.tokens)} \`access_tokens\` rows inserted in one statement (\`generate_series\`; valid rows for the provisioned application key, issued now, \`expires_at\` spread evenly from ${e.lead} s to ${e.lead + e.window} s after the insert), then the server's own sweeper (every SWEEPER_INTERVAL_MS = 1000 ms, batches of 1,000) announces them. Lag per EXPIRED event = \`token_events.occurred_at − access_tokens.expires_at\`, queried after the last token was announced; each token must have exactly one EXPIRED event. One admin subscriber (\`tokenEvents(filter: { types: [EXPIRED] })\`) also records when each event reached it. Target p99 < 2 s.
 
-| server | tokens | insert s | EXPIRED events | lag p50 ms | lag p99 ms | lag max ms | subscriber: delivered, delivery − expiresAt p50 / p99 / max ms | server CPU | PostgreSQL CPU | target |
-| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |
+| server | tokens | insert s | EXPIRED events | lag p50 ms | lag p99 ms | lag max ms | subscriber: delivered, delivery − expiresAt p50 / p99 / max ms | server CPU | PostgreSQL CPU | other programs | target |
+| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |
 ${rows.join("\n")}
 `;
 }

@@ -147,7 +147,7 @@ How to read it:
 - All servers are started side by side in one run and loaded one at a time, alternating per connection count, by the same load generator on the other core; compare rows of the same connection count.
 - p50/p99 are autocannon's latency percentiles over the measured seconds, in whole milliseconds ("< 1": under a millisecond); requests/s is the mean of its per-second samples.
 - A server at ~100% CPU is CPU-bound: its µs per request is the cost to cut. When autocannon is near 100% too, the load generator limits the fastest servers (the bare baseline first), which understates their rate and flatters the ratios below them.
-- "other programs" is CPU used by anything the benchmark did not start: above a few % the figures are noisy (the harness waits up to BENCH_QUIET_WAIT seconds for a quiet machine before each case and lists a busy start under the noise warnings).
+- "other programs" is CPU used by anything the benchmark did not start: above a few % the figures are noisy. The harness waits up to BENCH_QUIET_WAIT seconds for a quiet machine before each case, and measures a case again (twice at most) when other programs used more than 25% of a core during its run; what stayed noisy is listed under the noise warnings.
 - Quick run: \`BENCH_SUITES=gateway BENCH_WARMUP=1 BENCH_DURATION=3 BENCH_OUTPUT=/tmp/bench.md npm run bench\`; see bench/run.ts for every BENCH_* setting.
 ${end}`;
 }
