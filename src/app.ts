@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { DestinationStream, Logger } from "pino";
 import type { Config } from "./config.js";
@@ -17,7 +18,7 @@ import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
-import { registerValidateRoute } from "./http/validate.js";
+import { createValidateEndpoint } from "./http/validate.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { oauthRoutes } from "./oauth/routes.js";
@@ -113,7 +114,16 @@ export function buildApp(options: BuildAppOptions): App {
 }
 
 function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
+  const validate = createValidateEndpoint(deps);
   const app = Fastify({
+    // GET /validate on a cached token is answered before Fastify (see http/validate.ts).
+    serverFactory: (handler) => {
+      const server = createServer((request, response) => {
+        if (!validate.answer(request, response)) handler(request, response);
+      });
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      return server;
+    },
     loggerInstance: log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: deps.config.limits.httpBody,
     forceCloseConnections: "idle",
@@ -136,8 +146,8 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   });
   registerHealthRoutes(app, deps.database);
   registerJwksRoute(app, deps);
-  const gateway = registerValidateRoute(app, deps);
-  deps.metrics.probes.validationCacheEntries = () => gateway.cache.size;
+  validate.register(app);
+  deps.metrics.probes.validationCacheEntries = () => validate.gateway.cache.size;
   app.get("/metrics", async (_request, reply) =>
     reply
       .header("content-type", deps.metrics.registry.contentType)
@@ -163,6 +173,9 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   );
   return app;
 }
+
+/** Fastify's own default, which a custom server factory must set itself. */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 /** Request log lines: method, path without query string (it may carry credentials), client address. */
 function serializeRequest(request: { method: string; url: string; ip?: string }) {

@@ -44,6 +44,12 @@ export function createMetrics() {
       labelNames: ["job"] as const,
       registers: [registry],
     }),
+    gatewayChecks: new Counter({
+      name: "token_manager_gateway_checks_total",
+      help: "GET /validate answers by status, and whether the cache answered without I/O (cached) or the check had to read (lookup).",
+      labelNames: ["status", "path"] as const,
+      registers: [registry],
+    }),
     validationCacheEntries: new Gauge({
       name: "token_manager_validation_cache_entries",
       help: "Tokens in this instance's validation cache.",

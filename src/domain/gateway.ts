@@ -8,7 +8,7 @@ import {
   users,
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
+import { parseTokenValue, sameValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
 import { ValidationCache } from "./validation-cache.js";
 
 /** What a gateway forwards about the call it is about to make. */
@@ -79,6 +79,18 @@ const forbidden = (description: string): GatewayDecision => ({
  */
 export function createGatewayCheck(deps: Deps) {
   const cache = new ValidationCache(deps, (id) => loadGrant(deps, id));
+  // The value that last verified against each cached grant's hash: the next call with the same
+  // value compares strings (constant time) instead of computing the HMAC again. Lives exactly as
+  // long as the grant object, which the cache drops on revocation, expiry or reload.
+  const verified = new WeakMap<TokenGrant, string>();
+
+  function matches(grant: TokenGrant, value: string): boolean {
+    const known = verified.get(grant);
+    if (known !== undefined && sameValue(known, value)) return true;
+    if (!verifyTokenValue(deps.secrets.tokenHashKey, value, grant.tokenHash)) return false;
+    verified.set(grant, value);
+    return true;
+  }
 
   async function check(request: GatewayRequest): Promise<GatewayDecision> {
     const value = bearerValue(request);
@@ -105,7 +117,7 @@ export function createGatewayCheck(deps: Deps) {
   }
 
   function decide(grant: TokenGrant | null, value: string, request: GatewayRequest): GatewayDecision {
-    if (!grant || !verifyTokenValue(deps.secrets.tokenHashKey, value, grant.tokenHash)) {
+    if (!grant || !matches(grant, value)) {
       return unauthorized("the token is not known");
     }
     // Expiry first: the cache marks a token revoked on its EXPIRED event too (a tombstone).
@@ -134,14 +146,29 @@ async function tokenIdOf(deps: Deps, value: string): Promise<string | null> {
   return typeof payload?.jti === "string" ? payload.jti : null;
 }
 
-function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: string): GatewayDecision {
-  let path: string;
+/**
+ * A path with nothing for URL parsing to change: non-empty segments (`//host` would name a host)
+ * without dot, percent sign, backslash, query or fragment. Anything else goes through URL.
+ */
+const PLAIN_PATH = /^(?:(?:\/[A-Za-z0-9_~!$&'()*+,;=:@-]+)+\/?|\/)$/;
+
+/** The path of the original URI, dot segments resolved; null when it is not a valid path. */
+export function pathOf(uri: string): string | null {
+  if (PLAIN_PATH.test(uri)) return uri;
   try {
     // Resolves dot segments (also %2e), so /api/v1/../admin cannot pass for /api/v1/...
-    path = new URL(request.uri, "http://gateway.invalid").pathname;
+    return new URL(uri, "http://gateway.invalid").pathname;
   } catch {
-    return forbidden("the original URI is not a valid path");
+    return null;
   }
+}
+
+/** The 200 of each grant, built once: its headers depend on the grant alone. */
+const allowedDecisions = new WeakMap<TokenGrant, GatewayDecision>();
+
+function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: string): GatewayDecision {
+  const path = pathOf(request.uri);
+  if (path === null) return forbidden("the original URI is not a valid path");
   const api = grant.apis.find((a) => path === a.prefix || path.startsWith(`${a.prefix}/`));
   if (!api) return forbidden("the token's application is not subscribed to this API");
   if (!domainAllowed(grant.allowedDomains, request.domain)) {
@@ -166,6 +193,15 @@ function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: str
       };
     }
   }
+  let allowed = allowedDecisions.get(grant);
+  if (!allowed) {
+    allowed = allowedDecision(grant);
+    allowedDecisions.set(grant, allowed);
+  }
+  return allowed;
+}
+
+function allowedDecision(grant: TokenGrant): GatewayDecision {
   return {
     status: 200,
     headers: {

@@ -48,6 +48,17 @@ export function hashTokenValue(key: Buffer, value: string): string {
   return createHmac("sha256", key).update(value).digest("base64url");
 }
 
+/**
+ * Equal strings, compared in time that depends only on their length: for a value already
+ * verified against its hash and kept in memory, a cheaper check than hashing it again.
+ */
+export function sameValue(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
 /** Compares a presented value with a stored keyed hash in constant time. */
 export function verifyTokenValue(key: Buffer, value: string, storedHash: string): boolean {
   const actual = Buffer.from(hashTokenValue(key, value), "base64url");

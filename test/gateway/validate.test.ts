@@ -3,6 +3,7 @@ import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from "jose
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintTokenValue } from "../../src/domain/token-value.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { scrapeMetrics } from "../support/events.js";
 import { uniqueName } from "../support/fixtures.js";
 import {
   answerOf,
@@ -102,6 +103,69 @@ describe("an active token on a subscribed API", () => {
   });
 });
 
+describe("the cached hot path (answered before Fastify)", () => {
+  /** Every response header but the date, and the body, of one raw request. */
+  const exchange = async (path: string, headers: Record<string, string>, method = "GET") => {
+    const response = await rawRequest(t.url, path, { method, headers });
+    const all = Object.fromEntries([...response.headers].filter(([name]) => name !== "date"));
+    return { status: response.status, headers: all, body: await response.text() };
+  };
+  const checks = async () => {
+    const { samples } = await scrapeMetrics(t);
+    const at = (status: number, path: string) =>
+      samples.get(`token_manager_gateway_checks_total{status="${status}",path="${path}"}`) ?? 0;
+    return { cached200: at(200, "cached"), lookup200: at(200, "lookup"), cached401: at(401, "cached") };
+  };
+
+  it("answers a cached token from the cache, with the very bytes the route sends", async () => {
+    const token = await freshToken(t, key);
+    const headers = { authorization: `Bearer ${token}`, "x-original-uri": items };
+    const before = await checks();
+    const first = await exchange("/validate", headers);
+    const afterFirst = await checks();
+    const second = await exchange("/validate", headers);
+    const afterSecond = await checks();
+    expect(afterFirst.lookup200 - before.lookup200).toBe(1);
+    expect(afterFirst.cached200 - before.cached200).toBe(0);
+    expect(afterSecond.cached200 - afterFirst.cached200).toBe(1);
+    expect(afterSecond.lookup200 - afterFirst.lookup200).toBe(0);
+    expect(second).toEqual(first);
+    expect(second.headers).toMatchObject({ "content-length": "0", "cache-control": "no-store" });
+    expect(second.headers["content-type"]).toBeUndefined();
+    expect(second.headers["transfer-encoding"]).toBeUndefined();
+  });
+
+  it("answers HEAD on a cached token with the headers of GET and no body", async () => {
+    const token = await freshToken(t, key);
+    const headers = { authorization: `Bearer ${token}`, "x-original-uri": items };
+    const get = await exchange("/validate", headers);
+    const head = await exchange("/validate", headers, "HEAD");
+    expect(head).toEqual({ ...get, body: "" });
+    expect(head.headers["x-auth-scopes"]).toBe("read write");
+  });
+
+  it("sends a cached refusal as JSON with its length, like the route", async () => {
+    const before = await checks();
+    const refused = await exchange("/validate", {
+      authorization: "Bearer tmat_nope",
+      "x-original-uri": items,
+    });
+    expect((await checks()).cached401 - before.cached401).toBe(1);
+    expect(refused.status).toBe(401);
+    expect(refused.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(refused.headers["content-length"]).toBe(String(Buffer.byteLength(refused.body)));
+    expect(JSON.parse(refused.body)).toEqual(malformed.body);
+  });
+
+  it("leaves other paths and methods to Fastify", async () => {
+    const token = await freshToken(t, key);
+    await validate(t, { token, uri: items });
+    const post = await exchange(`/validate${items}`, { authorization: `Bearer ${token}` }, "POST");
+    expect(post.status).toBe(200);
+    expect((await exchange("/validatex", {})).status).toBe(404);
+  });
+});
+
 describe("401 with WWW-Authenticate (RFC 6750 §3.1)", () => {
   it("names no error code when no token was sent", async () => {
     expect(await validate(t, { uri: items })).toEqual(unauthorizedAnswer("a bearer token is required", null));
@@ -127,6 +191,8 @@ describe("401 with WWW-Authenticate (RFC 6750 §3.1)", () => {
 
   it("answers invalid_token for a well-formed token that names no row, or a row with another secret", async () => {
     expect(await validate(t, { token: mintTokenValue("tmat").value, uri: items })).toEqual(unknown);
+    // The genuine value checked first: its grant is cached, and so is the value that verified.
+    expect((await validate(t, { token: key.token, uri: items })).status).toBe(200);
     const forged = mintTokenValue("tmat", key.tokenId).value;
     expect(await validate(t, { token: forged, uri: items })).toEqual(unknown);
     // The genuine value still passes: the forgery did not poison the cache.

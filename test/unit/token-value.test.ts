@@ -4,6 +4,7 @@ import {
   hashTokenValue,
   mintTokenValue,
   parseTokenValue,
+  sameValue,
   TOKEN_PREFIXES,
   verifyTokenValue,
 } from "../../src/domain/token-value.js";
@@ -44,5 +45,18 @@ describe("token values", () => {
     expect(verifyTokenValue(randomBytes(32), value, hash)).toBe(false);
     expect(verifyTokenValue(key, mintTokenValue(TOKEN_PREFIXES.consumerSecret).value, hash)).toBe(false);
     expect(verifyTokenValue(key, value, "short")).toBe(false);
+  });
+});
+
+describe("sameValue", () => {
+  it("is true for equal strings only, whatever position differs", () => {
+    const { value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    expect(sameValue(value, `${value}`)).toBe(true);
+    for (const at of [0, 5, 54, value.length - 1]) {
+      const other = value.slice(0, at) + (value[at] === "0" ? "1" : "0") + value.slice(at + 1);
+      expect(sameValue(value, other)).toBe(false);
+    }
+    expect(sameValue(value, value.slice(1))).toBe(false);
+    expect(sameValue("", "")).toBe(true);
   });
 });
