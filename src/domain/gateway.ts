@@ -147,10 +147,11 @@ async function tokenIdOf(deps: Deps, value: string): Promise<string | null> {
 }
 
 /**
- * A path with nothing for URL parsing to change: non-empty segments (`//host` would name a host)
- * without dot, percent sign, backslash, query or fragment. Anything else goes through URL.
+ * A path with nothing for URL parsing to change: non-empty segments (`//host` would name a host),
+ * none of them `.` or `..`, without percent sign, backslash, query or fragment. Anything else goes
+ * through URL.
  */
-const PLAIN_PATH = /^(?:(?:\/[A-Za-z0-9_~!$&'()*+,;=:@-]+)+\/?|\/)$/;
+const PLAIN_PATH = /^(?:(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?|\/)$/;
 
 /** The path of the original URI, dot segments resolved; null when it is not a valid path. */
 export function pathOf(uri: string): string | null {
