@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { PGlite } from "@electric-sql/pglite";
+import { PGlite, parse, protocol } from "@electric-sql/pglite";
 import type { Logger as DrizzleLogger } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
@@ -70,7 +70,7 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
     db,
     driver: "pglite",
     raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
-    prepared: async <T>(text: string, params: unknown[]) => (await client.query<T>(text, params)).rows,
+    prepared: preparedOn(client),
     listen: async (channel, onNotify, onListen) => {
       const stop = await client.listen(channel, onNotify);
       onListen?.();
@@ -78,6 +78,51 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
     },
     close: () => client.close(),
   };
+}
+
+/**
+ * PGlite's `query` parses, plans and describes its text on every call (six protocol round trips
+ * into the WebAssembly backend). A fixed text is worth a named prepared statement instead: parsed
+ * and described once, then each call is one Bind/Execute/Sync exchange, and PostgreSQL's plan
+ * cache spares the planning too. Same locks as `query`, so never inside an open transaction.
+ */
+function preparedOn(client: PGlite) {
+  type BackendMessage = Awaited<ReturnType<PGlite["execProtocol"]>>["messages"][number];
+  const statements = new Map<string, { name: string; paramTypes: number[]; rows: BackendMessage[] }>();
+  const exchange = async (messages: Uint8Array[], syncToFs = true) =>
+    (await client.execProtocol(Buffer.concat([...messages, protocol.serialize.sync()]), { syncToFs }))
+      .messages;
+  return <T>(text: string, params: unknown[]): Promise<T[]> =>
+    client._runExclusiveTransaction(() =>
+      client._runExclusiveQuery(async () => {
+        let statement = statements.get(text);
+        if (!statement) {
+          const name = `tm_${statements.size + 1}`;
+          const described = await exchange(
+            [protocol.serialize.parse({ name, text }), protocol.serialize.describe({ type: "S", name })],
+            false,
+          );
+          const types = described.find((m) => m.name === "parameterDescription") as
+            | { dataTypeIDs: number[] }
+            | undefined;
+          // The row description, if the statement returns rows: the results are parsed with it.
+          const rows = described.filter((m) => m.name === "rowDescription");
+          statement = { name, paramTypes: types?.dataTypeIDs ?? [], rows };
+          statements.set(text, statement);
+        }
+        const { paramTypes } = statement;
+        const values = params.map((value, i) => {
+          if (value == null) return null;
+          const serialize = client.serializers[paramTypes[i] as number];
+          return serialize ? serialize(value) : String(value);
+        });
+        const messages = await exchange([
+          protocol.serialize.bind({ statement: statement.name, values: values as string[] }),
+          protocol.serialize.execute({}),
+        ]);
+        return (parse.parseResults([...statement.rows, ...messages], client.parsers)[0]?.rows ?? []) as T[];
+      }),
+    );
 }
 
 async function openPostgres(url: string, logger: DrizzleLogger | undefined): Promise<Database> {
