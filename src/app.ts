@@ -10,6 +10,7 @@ import { seedSettings } from "./domain/settings.js";
 import { createSigner } from "./domain/signing-key.js";
 import { type SweepResult, startSweeper } from "./domain/sweeper.js";
 import { readTokenEvent } from "./domain/token-event.js";
+import { TokenReader } from "./domain/token-reader.js";
 import { TokenWriter } from "./domain/token-writer.js";
 import { bootstrapAdmin } from "./domain/user.js";
 import { createEventBus, type EventBus } from "./events/bus.js";
@@ -75,6 +76,7 @@ export function buildApp(options: BuildAppOptions): App {
         hub: new EventHub(bus, config.eventQueueLimit, metrics, (id) => readTokenEvent(database!.db, id)),
         metrics,
         writer: new TokenWriter(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
+        reader: new TokenReader(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);

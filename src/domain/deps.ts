@@ -7,6 +7,7 @@ import type { Metrics } from "../metrics.js";
 import type { FailureLimiter } from "./rate-limit.js";
 import type { ServiceSecrets } from "./service-secrets.js";
 import type { Signer } from "./signing-key.js";
+import type { TokenReader } from "./token-reader.js";
 import type { TokenWriter } from "./token-writer.js";
 
 /** What domain functions need, wired explicitly by `buildApp()` (no container, no globals). */
@@ -27,4 +28,6 @@ export interface Deps {
   readonly metrics: Metrics;
   /** Batched, durable writes of tokens issued on the token endpoint. */
   readonly writer: TokenWriter;
+  /** Batched reads of tokens by id (introspection). */
+  readonly reader: TokenReader;
 }

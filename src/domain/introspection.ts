@@ -1,15 +1,9 @@
 import { and, eq } from "drizzle-orm";
-import {
-  accessTokens,
-  applicationKeys,
-  refreshTokenFamilies,
-  refreshTokens,
-  users,
-} from "../db/schema/index.js";
+import { accessTokens, refreshTokenFamilies, refreshTokens, users } from "../db/schema/index.js";
 import type { AuthenticatedClient } from "./application-key.js";
 import type { Deps } from "./deps.js";
 import { revokeFamily } from "./refresh-token.js";
-import { findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
+import { accessTokenIdOf, findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
 import { thenSynced } from "./token-event.js";
 import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
 
@@ -32,25 +26,21 @@ export async function introspect(deps: Deps, value: string): Promise<Introspecti
     : introspectAccessToken(deps, value);
 }
 
+/**
+ * The token's row, with its user and key, comes from the batched reader (one statement for all
+ * the introspections in flight); the value is then checked against the row's keyed hash.
+ */
 async function introspectAccessToken(deps: Deps, value: string): Promise<Introspection> {
-  const token = await findAccessToken(deps.db, deps, value);
-  if (!token || !isTokenActive(token)) return INACTIVE;
-  const [details] = await deps.db
-    .select({
-      username: users.username,
-      disabledAt: users.disabledAt,
-      allowedDomains: applicationKeys.allowedDomains,
-    })
-    .from(accessTokens)
-    .leftJoin(users, eq(users.id, accessTokens.userId))
-    .leftJoin(applicationKeys, eq(applicationKeys.id, accessTokens.applicationKeyId))
-    .where(and(eq(accessTokens.id, token.id), eq(accessTokens.userStoreDomain, token.userStoreDomain)));
-  if (!details || details.disabledAt) return INACTIVE;
+  const id = await accessTokenIdOf(deps, value);
+  if (!id) return INACTIVE;
+  const rows = await deps.reader.readAccessToken(id);
+  const token = rows.find((row) => verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash));
+  if (!token || !isTokenActive(token) || token.userDisabled) return INACTIVE;
   return {
     active: true,
     scope: token.scopes.join(" "),
     client_id: token.clientId,
-    ...(details.username ? { username: details.username } : {}),
+    ...(token.username ? { username: token.username } : {}),
     token_type: "Bearer",
     ...(token.expiresAt ? { exp: seconds(token.expiresAt) } : {}),
     iat: seconds(token.issuedAt),
@@ -62,25 +52,25 @@ async function introspectAccessToken(deps: Deps, value: string): Promise<Introsp
     token_kind: token.kind,
     ...(token.applicationId ? { application_id: token.applicationId } : {}),
     ...(token.keyType ? { key_type: token.keyType } : {}),
-    ...(details.allowedDomains ? { allowed_domains: details.allowedDomains } : {}),
+    ...(token.allowedDomains ? { allowed_domains: token.allowedDomains } : {}),
   };
 }
 
 async function introspectRefreshToken(deps: Deps, value: string): Promise<Introspection> {
-  const row = await findRefreshToken(deps, value);
-  if (!row) return INACTIVE;
-  const { token, family, username, disabledAt } = row;
-  const now = new Date();
-  if (token.usedAt || token.revokedAt || family.revokedAt || disabledAt) return INACTIVE;
-  if (token.expiresAt && token.expiresAt <= now) return INACTIVE;
+  const parsed = parseTokenValue(value, TOKEN_PREFIXES.refreshToken);
+  if (!parsed) return INACTIVE;
+  const token = await deps.reader.readRefreshToken(parsed.id);
+  if (!token || !verifyTokenValue(deps.secrets.tokenHashKey, value, token.tokenHash)) return INACTIVE;
+  if (token.usedAt || token.revokedAt || token.familyRevokedAt || token.userDisabled) return INACTIVE;
+  if (token.expiresAt && token.expiresAt <= new Date()) return INACTIVE;
   return {
     active: true,
-    client_id: family.clientId,
-    username,
+    client_id: token.clientId,
+    username: token.username,
     token_type: "refresh_token",
     ...(token.expiresAt ? { exp: seconds(token.expiresAt) } : {}),
     iat: seconds(token.issuedAt),
-    sub: family.userId,
+    sub: token.userId,
     iss: deps.config.issuer,
   };
 }

@@ -120,16 +120,23 @@ async function mintJwt(
  * Call it outside a transaction: checking a JWT may read the signing keys (one PGlite connection).
  */
 export async function findAccessToken(tx: Tx, deps: Deps, value: string): Promise<AccessTokenRow | null> {
-  let id: string | undefined;
-  if (value.startsWith(`${TOKEN_PREFIXES.accessToken}_`)) {
-    id = parseTokenValue(value, TOKEN_PREFIXES.accessToken)?.id;
-  } else if (value.length < 8192 && value.split(".").length === 3) {
-    const payload = await deps.signer.verifyAccessToken(value);
-    id = typeof payload?.jti === "string" && UUID.test(payload.jti) ? payload.jti : undefined;
-  }
+  const id = await accessTokenIdOf(deps, value);
   if (!id) return null;
   const [row] = await tx.select().from(accessTokens).where(eq(accessTokens.id, id));
   return row && verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash) ? row : null;
+}
+
+/**
+ * The row id an access token value names, after checking what can be checked without the row:
+ * the opaque shape and checksum, or the JWT signature (its `jti`). Null for anything else.
+ */
+export async function accessTokenIdOf(deps: Deps, value: string): Promise<string | null> {
+  if (value.startsWith(`${TOKEN_PREFIXES.accessToken}_`)) {
+    return parseTokenValue(value, TOKEN_PREFIXES.accessToken)?.id ?? null;
+  }
+  if (value.length >= 8192 || value.split(".").length !== 3) return null;
+  const payload = await deps.signer.verifyAccessToken(value);
+  return typeof payload?.jti === "string" && UUID.test(payload.jti) ? payload.jti : null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -143,7 +150,10 @@ export const isActive = () =>
   );
 
 /** The same rule in memory, for a row already loaded. */
-export function isTokenActive(token: AccessTokenRow, now = new Date()): boolean {
+export function isTokenActive(
+  token: Pick<AccessTokenRow, "revokedAt" | "revokeScheduledAt" | "expiresAt">,
+  now = new Date(),
+): boolean {
   if (token.revokedAt) return false;
   if (token.revokeScheduledAt && token.revokeScheduledAt <= now) return false;
   return !token.expiresAt || token.expiresAt > now;

@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { introspect as introspectValue } from "../../src/domain/introspection.js";
 import type { TestApp } from "../support/app.js";
 import { revokeToken } from "../support/keys.js";
 import {
@@ -31,7 +32,8 @@ let t: TestApp;
 let world: World;
 let c: TestClient;
 beforeAll(async () => {
-  t = await startOAuthApp();
+  // Statement-count tests live here: keep the sweeper's background statements out of them.
+  t = await startOAuthApp({ SWEEPER_INTERVAL_MS: "3600000" });
   world = await createWorld(t);
   c = await newClient(world, { allowedDomains: ["app.example.com", "*.example.org"] });
 });
@@ -224,6 +226,88 @@ describe("token introspection (RFC 7662)", () => {
         status: 401,
         error: "invalid_client",
       });
+    });
+  });
+
+  describe("reads in batches", () => {
+    /** One of each: every answer must be its own token's, whatever else shares its batch. */
+    async function mixedTokens() {
+      const active = await clientCredentials(world, c);
+      const pair = await passwordGrant(world, c);
+      const revoked = await clientCredentials(world, c);
+      await revoke(world, c, revoked.access_token);
+      const expired = await clientCredentials(world, c);
+      await t.app.deps.database.raw(
+        "update access_tokens set expires_at = now() - interval '1 second' where id = $1",
+        [idOf(expired.access_token)],
+      );
+      const used = await passwordGrant(world, c);
+      await refresh(world, c, used.refresh_token!);
+      const user = await newUser(t, world.adminToken);
+      const ofDisabled = await passwordGrant(world, c, {}, user);
+      await t.app.deps.database.raw("update users set disabled_at = now() where id = $1", [user.id]);
+      const inactive = [
+        revoked.access_token,
+        expired.access_token,
+        used.refresh_token!,
+        ofDisabled.access_token,
+        ofDisabled.refresh_token!,
+        unknownValue("tmat"),
+        unknownValue("tmrt"),
+        forgedValue(active.access_token),
+        forgedValue(pair.refresh_token!),
+      ];
+      return { active: [active.access_token, pair.access_token, pair.refresh_token!], inactive };
+    }
+
+    it("answers 20 concurrent introspections with fewer reads than requests", async () => {
+      const issued = await Promise.all(Array.from({ length: 20 }, () => clientCredentials(world, c)));
+      await introspect(world, c, issued[0]!.access_token); // the client's record is cached from here on
+      t.resetStatements();
+      const described = await Promise.all(issued.map((i) => introspect(world, c, i.access_token)));
+      expect(described.map((d) => [d.active, d.jti])).toEqual(
+        issued.map((i) => [true, idOf(i.access_token)]),
+      );
+      // Two statements per introspection without batching.
+      expect(t.statements.length).toBeGreaterThan(0);
+      expect(t.statements.length).toBeLessThan(issued.length);
+    });
+
+    it("gives each concurrent request its own answer when active, inactive and unknown tokens meet", async () => {
+      const { active, inactive } = await mixedTokens();
+      const jwtClient = await newClient(world, { tokenFormat: "JWT" });
+      const jwt = (await clientCredentials(world, jwtClient)).access_token;
+      t.resetStatements();
+      const [answers, jwtAnswer] = await Promise.all([
+        Promise.all([...active, ...inactive].map((v) => introspectionRequest(world, c, v))),
+        introspect(world, jwtClient, jwt),
+      ]);
+      const bodies = await Promise.all(answers.map((a) => a.text()));
+      expect(bodies.slice(active.length)).toEqual(inactive.map(() => '{"active":false}'));
+      expect(bodies.slice(0, active.length).map((b) => JSON.parse(b))).toMatchObject([
+        { active: true, token_type: "Bearer", jti: idOf(active[0]!), sub: c.clientId },
+        { active: true, token_type: "Bearer", jti: idOf(active[1]!), username: world.owner.username },
+        { active: true, token_type: "refresh_token", sub: world.owner.id, username: world.owner.username },
+      ]);
+      expect(jwtAnswer).toMatchObject({
+        active: true,
+        client_id: jwtClient.clientId,
+        token_kind: "APPLICATION",
+      });
+      expect(t.statements.length).toBeLessThan(active.length + inactive.length + 1);
+    });
+
+    it("reads a batch of mixed tokens with one statement", async () => {
+      const { active, inactive } = await mixedTokens();
+      t.resetStatements();
+      const answers = await Promise.all([...active, ...inactive].map((v) => introspectValue(t.app.deps, v)));
+      expect(t.statements).toHaveLength(1);
+      expect(answers.slice(active.length)).toEqual(inactive.map(() => ({ active: false })));
+      expect(answers.slice(0, active.length)).toMatchObject([
+        { active: true, jti: idOf(active[0]!), token_kind: "APPLICATION" },
+        { active: true, jti: idOf(active[1]!), token_kind: "USER" },
+        { active: true, token_type: "refresh_token", client_id: c.clientId },
+      ]);
     });
   });
 });
