@@ -19,6 +19,7 @@ import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
+import { lazyRequestLogger } from "./http/request-logger.js";
 import { createValidateEndpoint } from "./http/validate.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
@@ -127,6 +128,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
       return server;
     },
     loggerInstance: log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: deps.config.limits.httpBody,
     forceCloseConnections: "idle",
     return503OnClosing: true,
