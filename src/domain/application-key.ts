@@ -17,7 +17,7 @@ import {
   users,
 } from "../db/schema/index.js";
 import { requireApplication } from "./application.js";
-import { lookupClient, touchClient } from "./client-cache.js";
+import { type ClientRecord, lookupClient, touchClient } from "./client-cache.js";
 import type { Deps } from "./deps.js";
 import { KeysAlreadyGeneratedError, NotFoundError } from "./errors.js";
 import { requireScopesWithin, subscribedScopes } from "./scope.js";
@@ -34,6 +34,7 @@ import {
   hashTokenValue,
   mintTokenValue,
   parseTokenValue,
+  sameValue,
   TOKEN_PREFIXES,
   verifyTokenValue,
 } from "./token-value.js";
@@ -368,6 +369,21 @@ export interface AuthenticatedClient {
 }
 
 /**
+ * The secret that last verified against each cached client record: a client's next request
+ * compares strings in constant time instead of computing the keyed hash again. It lives as long
+ * as the cached record, which key events, rotation and the cache lifetime replace.
+ */
+const verifiedSecrets = new WeakMap<ClientRecord, string>();
+
+function secretMatches(deps: Deps, record: ClientRecord, secret: string): boolean {
+  const known = verifiedSecrets.get(record);
+  if (known !== undefined && sameValue(known, secret)) return true;
+  if (!verifyTokenValue(deps.secrets.tokenHashKey, secret, record.secret.secretHash)) return false;
+  verifiedSecrets.set(record, secret);
+  return true;
+}
+
+/**
  * Authenticates a client by consumer key and secret: one indexed read, a keyed-hash comparison
  * in constant time, the secret's expiry and the owner being enabled. Null for every kind of
  * failure alike.
@@ -381,7 +397,7 @@ export async function authenticateClient(
   if (!parsed) return null;
   const row = await lookupClient(deps, parsed.id);
   if (row && row.key.consumerKey !== clientId) return null;
-  if (!row || !verifyTokenValue(deps.secrets.tokenHashKey, secret, row.secret.secretHash)) return null;
+  if (!row || !secretMatches(deps, row, secret)) return null;
   const now = new Date();
   if (row.secret.revokedAt || (row.secret.expiresAt && row.secret.expiresAt <= now)) return null;
   // Disabling the owner revoked its applications' tokens; its clients must not mint new ones.

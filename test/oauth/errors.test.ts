@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintTokenValue, parseTokenValue, TOKEN_PREFIXES } from "../../src/domain/token-value.js";
 import type { TestApp } from "../support/app.js";
 import {
   basicHeader,
@@ -129,6 +130,20 @@ describe("client authentication (RFC 6749 §2.3, §5.2)", () => {
     "%s: a wrong secret in the body is 401 invalid_client without a challenge",
     async (path) => {
       expect(await wire(await requests[path](wrongSecret(c), "post"))).toEqual(INVALID_CLIENT);
+    },
+  );
+
+  it.each(ENDPOINTS)(
+    "%s: right after the genuine secret, one forged with its id is 401 invalid_client",
+    async (path) => {
+      const parsed = parseTokenValue(c.secret, TOKEN_PREFIXES.consumerSecret);
+      expect(parsed).not.toBeNull();
+      const id = parsed?.id ?? "";
+      const forged: TestClient = { ...c, secret: mintTokenValue(TOKEN_PREFIXES.consumerSecret, id).value };
+      expect((await requests[path](c, "basic")).status).toBe(200);
+      expect(await wire(await requests[path](forged, "basic"))).toEqual(INVALID_CLIENT_BASIC);
+      expect(await wire(await requests[path](forged, "post"))).toEqual(INVALID_CLIENT);
+      expect((await requests[path](c, "post")).status).toBe(200);
     },
   );
 
