@@ -76,7 +76,10 @@ export function buildApp(options: BuildAppOptions): App {
         bus,
         hub: new EventHub(bus, config.eventQueueLimit, metrics, (id) => readTokenEvent(database!.db, id)),
         metrics,
-        writer: new TokenWriter(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
+        writer:
+          database.driver === "postgres"
+            ? new TokenWriter(database, log, 4, options.onQuery)
+            : new TokenWriter(database, log, 1, options.onQuery, PGLITE_GATHER_MS),
         reader: new TokenReader(database, log, database.driver === "postgres" ? 4 : 1, options.onQuery),
       });
       await seedSettings(deps);
@@ -177,6 +180,9 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   );
   return app;
 }
+
+/** How long a short token batch on PGlite may wait for the rest of its callers (TokenWriter). */
+const PGLITE_GATHER_MS = 1;
 
 /** Fastify's own default, which a custom server factory must set itself. */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;

@@ -50,6 +50,10 @@ export class TokenWriter {
   private pending: Pending[] = [];
   private inFlight = 0;
   private scheduled = false;
+  /** Size of the batch last written: about how many callers are coming back for more. */
+  private lastBatch = 0;
+  /** While gathering: until when (performance.now()) a short batch may wait for the rest. */
+  private gatherUntil = 0;
 
   constructor(
     private readonly database: Database,
@@ -57,6 +61,13 @@ export class TokenWriter {
     /** Concurrent batches (PGlite has one connection: 1). */
     private readonly concurrency: number,
     private readonly onStatement?: (sql: string) => void,
+    /**
+     * How long (ms) a batch smaller than the previous one may wait for the rest of its callers
+     * (0: never). For a backend that blocks the event loop while it writes (PGlite), the callers
+     * answered by one batch come back a few at a time; waiting a moment for them turns a run of
+     * small batches, each paying the statement's and the commit's fixed cost, into one.
+     */
+    private readonly gatherMs = 0,
   ) {}
 
   write(token: PreparedToken): Promise<void> {
@@ -81,13 +92,31 @@ export class TokenWriter {
 
   private drain(): void {
     while (this.inFlight < this.concurrency && this.pending.length > 0) {
+      if (this.gathering()) {
+        this.schedule();
+        return;
+      }
       const batch = this.pending.splice(0, MAX_BATCH);
+      this.lastBatch = batch.length;
       this.inFlight += 1;
       this.flush(batch).finally(() => {
         this.inFlight -= 1;
         this.schedule();
       });
     }
+  }
+
+  /** True while a short batch should wait for more callers (bounded by gatherMs). */
+  private gathering(): boolean {
+    if (this.gatherMs <= 0 || this.inFlight > 0 || this.pending.length >= this.lastBatch) {
+      this.gatherUntil = 0;
+      return false;
+    }
+    const now = performance.now();
+    if (this.gatherUntil === 0) this.gatherUntil = now + this.gatherMs;
+    if (now < this.gatherUntil) return true;
+    this.gatherUntil = 0;
+    return false;
   }
 
   private async flush(batch: Pending[]): Promise<void> {
