@@ -8,6 +8,7 @@ import {
   createWorld,
   newClient,
   startOAuthApp,
+  type TestClient,
   type World,
 } from "../support/oauth.js";
 
