@@ -6,36 +6,52 @@ const MAX_BATCH = 500;
 
 /**
  * Every token a batch asks for, in one statement of a fixed text (prepared once per connection
- * whatever the batch size): access token ids in $1, refresh token ids in $2. Shaped for cost:
+ * whatever the batch size), with the access token ids and then the refresh token ids as arrays.
+ * There is a text for batches of access tokens, one for refresh tokens and one for both: each
+ * part costs even when its array is empty. Shaped for cost:
  * - `(select $n)` hides the array from the planner, so the cached generic plan serves every
  *   batch; an array it can see would make it plan each execution anew for its exact size;
  * - `offset 0` keeps each lookup a primary-key probe, whatever the planner guesses of the table;
  * - users and keys are read once per distinct id, not once per token;
- * - everything comes back as one JSON value: one JSON.parse instead of parsing every column.
+ * - everything comes back as one JSON value, `[access, refresh, users, keys]`: one JSON.parse
+ *   instead of parsing every column of every row.
  */
-const READ_BATCH = `
-with a as materialized (
-  select t.id, t.kind, t.client_id, t.application_id, t.key_type, t.user_id, t.scopes, t.token_hash,
-    t.issued_at, t.expires_at, t.revoked_at, t.revoke_scheduled_at, t.application_key_id
-  from unnest((select $1::uuid[])) as q(id)
-  cross join lateral (select * from access_tokens where id = q.id offset 0) as t
-), r as materialized (
-  select rt.id, rt.token_hash, rt.issued_at, rt.expires_at, rt.used_at, rt.revoked_at,
-    f.revoked_at as family_revoked_at, f.client_id, f.user_id
-  from unnest((select $2::uuid[])) as q(id)
-  cross join lateral (select * from refresh_tokens where id = q.id offset 0) as rt
-  join refresh_token_families f on f.id = rt.family_id
-)
-select json_build_array(
-  (select json_agg(json_build_array(id, kind, client_id, application_id, key_type, user_id, scopes, token_hash,
-    issued_at, expires_at, revoked_at, revoke_scheduled_at, application_key_id)) from a),
-  (select json_agg(json_build_array(id, token_hash, issued_at, expires_at, used_at, revoked_at, family_revoked_at,
-    client_id, user_id)) from r),
-  (select json_agg(json_build_array(u.id, u.username, u.disabled_at is not null)) from users u
-    where u.id in (select user_id from a union select user_id from r)),
-  (select json_agg(json_build_array(k.id, k.allowed_domains)) from application_keys k
-    where k.id in (select application_key_id from a))
-) as rows`;
+function readStatement(access: boolean, refresh: boolean): string {
+  const refreshIds = access ? "$2" : "$1";
+  const parts = {
+    a: `a as materialized (
+      select t.id, t.kind, t.client_id, t.application_id, t.key_type, t.user_id, t.scopes, t.token_hash,
+        t.issued_at, t.expires_at, t.revoked_at, t.revoke_scheduled_at, t.application_key_id
+      from unnest((select $1::uuid[])) as q(id)
+      cross join lateral (select * from access_tokens where id = q.id offset 0) as t)`,
+    r: `r as materialized (
+      select rt.id, rt.token_hash, rt.issued_at, rt.expires_at, rt.used_at, rt.revoked_at,
+        f.revoked_at as family_revoked_at, f.client_id, f.user_id
+      from unnest((select ${refreshIds}::uuid[])) as q(id)
+      cross join lateral (select * from refresh_tokens where id = q.id offset 0) as rt
+      join refresh_token_families f on f.id = rt.family_id)`,
+    accessRows: `(select json_agg(json_build_array(id, kind, client_id, application_id, key_type, user_id, scopes,
+      token_hash, issued_at, expires_at, revoked_at, revoke_scheduled_at, application_key_id)) from a)`,
+    refreshRows: `(select json_agg(json_build_array(id, token_hash, issued_at, expires_at, used_at, revoked_at,
+      family_revoked_at, client_id, user_id)) from r)`,
+    keys: `(select json_agg(json_build_array(k.id, k.allowed_domains)) from application_keys k
+      where k.id in (select application_key_id from a))`,
+  };
+  const ctes = [access && parts.a, refresh && parts.r].filter(Boolean).join(", ");
+  const userIds = [access && "select user_id from a", refresh && "select user_id from r"].filter(Boolean);
+  return `with ${ctes}
+    select json_build_array(
+      ${access ? parts.accessRows : "null"},
+      ${refresh ? parts.refreshRows : "null"},
+      (select json_agg(json_build_array(u.id, u.username, u.disabled_at is not null)) from users u
+        where u.id in (${userIds.join(" union ")})),
+      ${access ? parts.keys : "null"}
+    ) as rows`;
+}
+
+const READ_ACCESS = readStatement(true, false);
+const READ_REFRESH = readStatement(false, true);
+const READ_BOTH = readStatement(true, true);
 
 /** An access token as introspection sees it: the row's fields, its user's name and state, its key's domains. */
 export interface AccessTokenRecord
@@ -195,8 +211,14 @@ export class TokenReader {
     const ids: Record<Kind, string[]> = { a: [], r: [] };
     for (const key of batch.keys()) ids[key[0] as Kind].push(key.slice(2));
     try {
-      this.onStatement?.(READ_BATCH);
-      const [result] = await this.database.prepared<{ rows: (Row[] | null)[] }>(READ_BATCH, [ids.a, ids.r]);
+      const [text, params] =
+        ids.r.length === 0
+          ? [READ_ACCESS, [ids.a]]
+          : ids.a.length === 0
+            ? [READ_REFRESH, [ids.r]]
+            : [READ_BOTH, [ids.a, ids.r]];
+      this.onStatement?.(text);
+      const [result] = await this.database.prepared<{ rows: (Row[] | null)[] }>(text, params);
       const found = new Map<string, TokenRecord[]>();
       for (const [kind, record] of decode(result?.rows ?? [])) {
         const key = `${kind}:${record.id}`;
