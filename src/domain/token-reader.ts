@@ -149,6 +149,10 @@ export class TokenReader {
   private pending = new Map<string, Pending[]>();
   private inFlight = 0;
   private scheduled = false;
+  /** Size of the batch last read: about how many callers are coming back for more. */
+  private lastBatch = 0;
+  /** While gathering: until when (performance.now()) a short batch may wait for the rest. */
+  private gatherUntil = 0;
 
   constructor(
     private readonly database: Database,
@@ -156,6 +160,13 @@ export class TokenReader {
     /** Concurrent batches (PGlite has one connection: 1). */
     private readonly concurrency: number,
     private readonly onStatement?: (sql: string) => void,
+    /**
+     * How long (ms) a batch smaller than the previous one may wait for the rest of its callers
+     * (0: never), as TokenWriter does: the callers answered by one batch come back a few at a
+     * time, and a statement's fixed cost (planning aside: a round trip, a write, a parse; on
+     * PGlite, most of a small batch's work) is better paid once for all of them.
+     */
+    private readonly gatherMs = 0,
   ) {}
 
   /** The access token rows of this id (one, unless two user store domains hold the same id). */
@@ -191,6 +202,10 @@ export class TokenReader {
 
   private drain(): void {
     while (this.inFlight < this.concurrency && this.pending.size > 0) {
+      if (this.gathering()) {
+        this.schedule();
+        return;
+      }
       let batch: Map<string, Pending[]>;
       if (this.pending.size <= MAX_BATCH) {
         batch = this.pending;
@@ -199,12 +214,26 @@ export class TokenReader {
         batch = new Map([...this.pending].slice(0, MAX_BATCH));
         for (const key of batch.keys()) this.pending.delete(key);
       }
+      this.lastBatch = batch.size;
       this.inFlight += 1;
       this.flush(batch).finally(() => {
         this.inFlight -= 1;
         this.schedule();
       });
     }
+  }
+
+  /** True while a short batch should wait for more callers (bounded by gatherMs). */
+  private gathering(): boolean {
+    if (this.gatherMs <= 0 || this.inFlight > 0 || this.pending.size >= this.lastBatch) {
+      this.gatherUntil = 0;
+      return false;
+    }
+    const now = performance.now();
+    if (this.gatherUntil === 0) this.gatherUntil = now + this.gatherMs;
+    if (now < this.gatherUntil) return true;
+    this.gatherUntil = 0;
+    return false;
   }
 
   private async flush(batch: Map<string, Pending[]>): Promise<void> {

@@ -1,6 +1,7 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { introspect as introspectValue } from "../../src/domain/introspection.js";
+import { TokenReader } from "../../src/domain/token-reader.js";
 import type { TestApp } from "../support/app.js";
 import { revokeToken } from "../support/keys.js";
 import {
@@ -308,6 +309,32 @@ describe("token introspection (RFC 7662)", () => {
         { active: true, jti: idOf(active[1]!), token_kind: "USER" },
         { active: true, token_type: "refresh_token", client_id: c.clientId },
       ]);
+    });
+
+    it("holds a batch smaller than the last one for the rest of its callers, when told to gather", async () => {
+      const statements: string[] = [];
+      const reader = new TokenReader(
+        t.app.deps.database,
+        t.app.deps.log,
+        1,
+        (s) => statements.push(s),
+        2_000,
+      );
+      const issued = await Promise.all(Array.from({ length: 8 }, () => clientCredentials(world, c)));
+      const ids = issued.map((i) => idOf(i.access_token));
+      const read = (id: string) => reader.readAccessToken(id).then((rows) => rows.map((r) => r.id));
+      expect(await Promise.all(ids.slice(0, 4).map(read))).toEqual(ids.slice(0, 4).map((id) => [id]));
+      expect(statements).toHaveLength(1);
+
+      // Two callers now, two more a moment later: one read for all four, not two.
+      const settled: string[] = [];
+      const early = ids.slice(4, 6).map((id) => read(id).then((found) => settled.push(...found)));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(settled).toEqual([]);
+      const late = ids.slice(6).map((id) => read(id).then((found) => settled.push(...found)));
+      await Promise.all([...early, ...late]);
+      expect(statements).toHaveLength(2);
+      expect(settled.sort()).toEqual(ids.slice(4).sort());
     });
   });
 });
