@@ -3,6 +3,7 @@ import { z } from "zod";
 import { applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
 import type { Channel } from "../events/channel.js";
 import type { EventHub } from "../events/hub.js";
+import { LiveSource, type LiveStream } from "../events/live-stream.js";
 import type { Deps } from "./deps.js";
 import { UnauthenticatedError, ValidationError } from "./errors.js";
 import { fromRow, type TokenEventRecord } from "./token-event.js";
@@ -79,7 +80,9 @@ const REPLAY_PAGE = 500;
  * events from the hub. The hub channel opens before the replay starts, so nothing committed
  * meanwhile is lost, and events the replay already delivered are dropped from it, so nothing is
  * delivered twice. Visibility is checked per event; the stream ends when the viewer's own token
- * is revoked or expires (a user deleted, disabled or demoted mid-stream stops receiving).
+ * is revoked or expires (a user deleted, disabled or demoted mid-stream stops receiving). Live
+ * events are handed on synchronously as the hub pushes them, unless a check must read the
+ * database (an application not seen before): later events wait for it, in order.
  */
 export function streamTokenEvents(
   deps: Deps,
@@ -87,76 +90,84 @@ export function streamTokenEvents(
   auth: Auth,
   args: { after?: string | null; filter?: TokenEventFilter | null },
   onOverflow: () => void,
-): AsyncGenerator<TokenEventRecord> {
-  let channel: Channel<TokenEventRecord> | undefined;
-  let stopped = false;
-  const open = () => {
-    channel = hub.open(onOverflow);
-    if (stopped) channel.close();
-    return channel;
-  };
-  // An async generator queues `return()` until its next `yield`: while it awaits a live event, a
-  // closed subscription would linger on the hub (and keep filtering events) until one matched.
-  // Closing the channel first ends that wait at once.
-  const stop = () => {
-    stopped = true;
-    channel?.close();
-  };
-  const events = replayThenLive(deps, auth, args, open);
-  const stream: AsyncGenerator<TokenEventRecord> = {
-    next: (...value) => events.next(...value),
-    return: (value) => {
-      stop();
-      return events.return(value);
-    },
-    throw: (error) => {
-      stop();
-      return events.throw(error);
-    },
-    [Symbol.asyncIterator]: () => stream,
-  };
-  return stream;
+): LiveStream<TokenEventRecord> {
+  return new TokenEventStream(deps, hub, auth, args, onOverflow);
 }
 
-async function* replayThenLive(
-  deps: Deps,
-  auth: Auth,
-  args: { after?: string | null; filter?: TokenEventFilter | null },
-  open: () => Channel<TokenEventRecord>,
-): AsyncGenerator<TokenEventRecord> {
-  const viewer = requireViewer(auth);
-  const filter = parseInput(Filter, args.filter ?? {});
-  const after = args.after != null ? parseCursor(args.after) : undefined;
-  const visible = await visibility(deps, viewer);
-  const channel = open();
-  try {
-    if (after !== undefined) {
-      const replayed = new Set<string>();
-      let cursor = after;
-      for (;;) {
-        const page = await deps.db
-          .select()
-          .from(tokenEvents)
-          .where(gt(tokenEvents.id, cursor))
-          .orderBy(asc(tokenEvents.id))
-          .limit(REPLAY_PAGE);
-        for (const row of page) {
-          const event = fromRow(row);
-          replayed.add(event.id);
-          cursor = row.id;
+class TokenEventStream extends LiveSource<TokenEventRecord> {
+  private channel: Channel<TokenEventRecord> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly hub: EventHub,
+    private readonly auth: Auth,
+    private readonly args: { after?: string | null; filter?: TokenEventFilter | null },
+    private readonly onOverflow: () => void,
+  ) {
+    super();
+  }
+
+  protected async run(): Promise<void> {
+    const viewer = requireViewer(this.auth);
+    const filter = parseInput(Filter, this.args.filter ?? {});
+    const after = this.args.after != null ? parseCursor(this.args.after) : undefined;
+    const visible = await visibility(this.deps, viewer);
+    if (this.stopped) return;
+    const channel = this.hub.open(this.onOverflow);
+    this.channel = channel;
+    try {
+      if (after !== undefined) {
+        const replayed = await replay(this.deps, after, async (event) => {
           ensureSession(viewer, event);
-          if (matches(event, filter) && (await visible(event))) yield event;
-        }
-        if (page.length < REPLAY_PAGE) break;
+          if (!this.stopped && matches(event, filter) && (await visible(event))) await this.emit(event);
+          return !this.stopped;
+        });
+        channel.discard((event) => replayed.has(event.id));
       }
-      channel.discard((event) => replayed.has(event.id));
+      await channel.consume((event) => {
+        ensureSession(viewer, event);
+        if (!matches(event, filter)) return;
+        const mine = visible(event);
+        if (mine === true) return this.emit(event);
+        if (mine !== false) return mine.then((yes) => (yes ? this.emit(event) : undefined));
+      });
+    } finally {
+      channel.close();
     }
-    for await (const event of channel) {
-      ensureSession(viewer, event);
-      if (matches(event, filter) && (await visible(event))) yield event;
+  }
+
+  protected stop(): void {
+    this.stopped = true;
+    this.channel?.close();
+  }
+
+  protected overflow(): void {
+    this.channel?.overflow();
+  }
+}
+
+/** Reads the log after `cursor` in id order, page by page, while `each` returns true. */
+async function replay(
+  deps: Deps,
+  cursor: bigint,
+  each: (event: TokenEventRecord) => Promise<boolean>,
+): Promise<Set<string>> {
+  const replayed = new Set<string>();
+  for (;;) {
+    const page = await deps.db
+      .select()
+      .from(tokenEvents)
+      .where(gt(tokenEvents.id, cursor))
+      .orderBy(asc(tokenEvents.id))
+      .limit(REPLAY_PAGE);
+    for (const row of page) {
+      const event = fromRow(row);
+      replayed.add(event.id);
+      cursor = row.id;
+      if (!(await each(event))) return replayed;
     }
-  } finally {
-    channel.close();
+    if (page.length < REPLAY_PAGE) return replayed;
   }
 }
 
@@ -181,8 +192,8 @@ function matches(event: TokenEventRecord, filter: ParsedFilter): boolean {
 async function visibility(
   deps: Deps,
   viewer: Viewer,
-): Promise<(event: TokenEventRecord) => Promise<boolean>> {
-  if (isAdmin(viewer)) return async () => true;
+): Promise<(event: TokenEventRecord) => boolean | Promise<boolean>> {
+  if (isAdmin(viewer)) return () => true;
   const owned = new Map<string, boolean>(
     (
       await deps.db
@@ -191,18 +202,18 @@ async function visibility(
         .where(eq(applications.ownerId, viewer.id))
     ).map((a) => [a.id, true]),
   );
-  return async (event) => {
+  const lookUp = async (applicationId: string) => {
+    const [app] = await deps.db
+      .select({ ownerId: applications.ownerId })
+      .from(applications)
+      .where(eq(applications.id, applicationId));
+    const mine = app?.ownerId === viewer.id;
+    owned.set(applicationId, mine);
+    return mine;
+  };
+  return (event) => {
     if (event.userId === viewer.id) return true;
     if (!event.applicationId) return false;
-    let mine = owned.get(event.applicationId);
-    if (mine === undefined) {
-      const [app] = await deps.db
-        .select({ ownerId: applications.ownerId })
-        .from(applications)
-        .where(eq(applications.id, event.applicationId));
-      mine = app?.ownerId === viewer.id;
-      owned.set(event.applicationId, mine);
-    }
-    return mine;
+    return owned.get(event.applicationId) ?? lookUp(event.applicationId);
   };
 }

@@ -1,12 +1,23 @@
 /**
- * A bounded queue from the event hub to one subscriber. When the subscriber reads too slowly
- * and `limit` events wait, `onOverflow` runs (the socket is closed with a clear code) and the
- * channel ends: a slow reader never holds back the others or grows memory without bound.
+ * What a consumer does with one item: returns once done, or a promise while it finishes (an
+ * item whose handling needs a database read); later items wait in the channel until then.
  */
-export class Channel<T> implements AsyncIterable<T> {
+export type Consume<T> = (item: T) => void | Promise<void>;
+
+/**
+ * A bounded queue from the event hub to one subscriber. While its consumer keeps up, each item
+ * is handed over as it is pushed, synchronously (no promise per item); while the consumer is
+ * busy, or before it starts, items wait here in order. When `limit` items wait, `onOverflow`
+ * runs (the socket is closed with a clear code) and the channel ends: a slow reader never holds
+ * back the others or grows memory without bound.
+ */
+export class Channel<T> {
   private readonly queue: T[] = [];
-  private waiting: ((result: IteratorResult<T>) => void) | undefined;
+  private consumer: Consume<T> | undefined;
+  /** True while the consumer handles an item (or awaits one): pushes queue behind it. */
+  private busy = false;
   private closed = false;
+  private settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
 
   constructor(
     private readonly limit: number,
@@ -16,18 +27,32 @@ export class Channel<T> implements AsyncIterable<T> {
 
   push(item: T): void {
     if (this.closed) return;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
-      resolve({ value: item, done: false });
-      return;
-    }
-    if (this.queue.length >= this.limit) {
-      this.close();
-      this.onOverflow();
+    if (this.busy || this.consumer === undefined) {
+      if (this.queue.length >= this.limit) this.overflow();
+      else this.queue.push(item);
       return;
     }
     this.queue.push(item);
+    this.busy = true;
+    this.drain();
+  }
+
+  /**
+   * Hands every item, queued and later ones, to `consume`, in order; settles when the channel
+   * closes, or rejects with what `consume` threw (closing the channel).
+   */
+  consume(consume: Consume<T>): Promise<void> {
+    if (this.consumer) throw new Error("the channel already has a consumer");
+    const done = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.consumer = consume;
+    if (this.closed) this.settle?.resolve();
+    else {
+      this.busy = true;
+      this.drain();
+    }
+    return done;
   }
 
   /** Drops queued items (e.g. those a replay already delivered). */
@@ -40,29 +65,46 @@ export class Channel<T> implements AsyncIterable<T> {
     return this.queue.length;
   }
 
+  /** Ends the channel as too slow a reader: `onOverflow` runs. */
+  overflow(): void {
+    if (this.closed) return;
+    this.close();
+    this.onOverflow();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
-    this.waiting?.({ value: undefined, done: true });
-    this.waiting = undefined;
     this.onClose();
+    this.settle?.resolve();
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => {
-        const item = this.queue.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (this.closed) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          this.waiting = resolve;
-        });
-      },
-      return: () => {
-        this.close();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
+  /** Hands queued items to the consumer until it is busy or the queue is empty. */
+  private drain(): void {
+    while (!this.closed && this.queue.length > 0) {
+      let pending: void | Promise<void>;
+      try {
+        pending = (this.consumer as Consume<T>)(this.queue.shift() as T);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+      if (pending) {
+        pending.then(
+          () => this.drain(),
+          (error: unknown) => this.fail(error),
+        );
+        return;
+      }
+    }
+    this.busy = false;
+  }
+
+  private fail(error: unknown): void {
+    const settle = this.settle;
+    this.settle = undefined;
+    this.close();
+    settle?.reject(error);
   }
 }

@@ -4,6 +4,7 @@ import { DomainError, ValidationError } from "../../domain/errors.js";
 import type { TokenEventRecord } from "../../domain/token-event.js";
 import { listTokenEvents, streamTokenEvents } from "../../domain/token-event-stream.js";
 import { requireViewer } from "../../domain/viewer.js";
+import type { LiveStream, Sink } from "../../events/live-stream.js";
 import { builder } from "../builder.js";
 import { KeyTypeEnum } from "./enums.js";
 import { SIGNED_IN } from "./error.js";
@@ -131,7 +132,7 @@ builder.subscriptionField("tokenEvents", (t) =>
       } catch (error) {
         throw exposed(error);
       }
-      return delivering(
+      return new Delivering(
         streamTokenEvents(
           ctx.deps,
           ctx.deps.hub,
@@ -163,22 +164,45 @@ function exposed(error: unknown): unknown {
 }
 
 /**
- * `source` with its domain errors exposed and `onEvent` called for each event it hands over;
- * `return()` goes straight through (an async generator would queue it behind a pending next()).
+ * `source` with its domain errors exposed and `onEvent` called for each event it hands over
+ * (through `next()` or to a sink); `return()` goes straight through (an async generator would
+ * queue it behind a pending next()). A class: every idle subscription holds one.
  */
-function delivering<T>(source: AsyncGenerator<T>, onEvent: (event: T) => void): AsyncGenerator<T> {
-  const rethrow = (error: unknown): never => {
-    throw exposed(error);
-  };
-  const handOver = (step: IteratorResult<T>) => {
-    if (!step.done) onEvent(step.value);
-    return step;
-  };
-  const stream: AsyncGenerator<T> = {
-    next: (...value) => source.next(...value).then(handOver, rethrow),
-    return: (value) => source.return(value),
-    throw: (error) => source.throw(error).catch(rethrow),
-    [Symbol.asyncIterator]: () => stream,
-  };
-  return stream;
+class Delivering<T> implements LiveStream<T> {
+  constructor(
+    private readonly source: LiveStream<T>,
+    private readonly onEvent: (event: T) => void,
+  ) {}
+
+  next(): Promise<IteratorResult<T, undefined>> {
+    return this.source.next().then((step) => {
+      if (!step.done) this.onEvent(step.value);
+      return step;
+    }, rethrow);
+  }
+
+  deliverTo(sink: Sink<T>): Promise<void> {
+    return this.source
+      .deliverTo((event) => {
+        this.onEvent(event);
+        return sink(event);
+      })
+      .catch(rethrow);
+  }
+
+  return(): Promise<IteratorResult<T, undefined>> {
+    return this.source.return(undefined);
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T, undefined>> {
+    return this.source.throw(error).catch(rethrow);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+function rethrow(error: unknown): never {
+  throw exposed(error);
 }
