@@ -41,6 +41,11 @@ const schema = z.object({
     .default(30 * 86400),
   SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
   EVENT_QUEUE_LIMIT: z.coerce.number().int().positive().default(1000),
+  EVENT_SEND_BUFFER_LIMIT: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   EXPIRING_SOON_WARNING: z.coerce.number().int().min(0).default(300),
   TOKEN_RETENTION: z.coerce
     .number()
@@ -93,6 +98,11 @@ export interface Config {
   readonly eventHeartbeatMs: number;
   /** Events queued for one live subscriber before it is cut off as too slow. */
   readonly eventQueueLimit: number;
+  /**
+   * Bytes a live subscriber's WebSocket may hold unsent (the peer not reading) before it is cut
+   * off as too slow: bursts are judged by what the socket cannot flush, not by their size.
+   */
+  readonly eventSendBufferLimit: number;
   /** Seconds before expiry that EXPIRING_SOON is sent (0 = never). */
   readonly expiringSoonWarning: number;
   /** Seconds expired and revoked token rows are kept before the sweeper purges them (events stay). */
@@ -161,6 +171,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
     eventHeartbeatMs: e.EVENT_HEARTBEAT_MS,
     eventQueueLimit: e.EVENT_QUEUE_LIMIT,
+    eventSendBufferLimit: e.EVENT_SEND_BUFFER_LIMIT,
     expiringSoonWarning: e.EXPIRING_SOON_WARNING,
     tokenRetention: e.TOKEN_RETENTION,
     gateway: Object.freeze({

@@ -6,6 +6,7 @@ import { maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Deps } from "../domain/deps.js";
 import { authenticate } from "./context.js";
+import type { Outlet } from "./direct-delivery.js";
 import { SharedSubscriptions } from "./shared-execution.js";
 import type { createGraphQLServer } from "./yoga.js";
 import { GRAPHQL_PATH } from "./yoga.js";
@@ -17,6 +18,8 @@ interface EnvelopedRoot {
   subscribe(args: ExecutionArgs): never;
   /** Set for subscriptions: the selection their event results are shared by. */
   selectionKey?: string;
+  /** Set for subscriptions: where their results are written. */
+  outlet?: Outlet;
 }
 
 /**
@@ -44,12 +47,12 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
         const root = args.rootValue as EnvelopedRoot;
         return root.selectionKey === undefined
           ? root.subscribe(args)
-          : (shared.subscribe(args, maskResult, root.selectionKey) as never);
+          : (shared.subscribe(args, maskResult, root.selectionKey, root.outlet) as never);
       },
       // Only authenticated connections (log in over HTTP first): anything else is refused (4403).
       onConnect: async (ctx) =>
         (await authenticate(deps, ctx.connectionParams?.authorization)).viewer !== null,
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams ?? {},
           source: ctx.extra.request.socket.remoteAddress ?? "unknown",
@@ -77,6 +80,12 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
                     payload.operationName ?? null,
                     payload.variables ?? null,
                   ]),
+                  outlet: {
+                    socket: ctx.extra.socket,
+                    connection: ctx.extra.request.socket,
+                    id,
+                    sendBufferLimit: deps.config.eventSendBufferLimit,
+                  },
                 }
               : {}),
           } as EnvelopedRoot,

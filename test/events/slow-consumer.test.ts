@@ -15,9 +15,10 @@ import {
 import { createWorld, newClient, postForm, type World } from "../support/oauth.js";
 
 /**
- * A queue of 20 events per subscriber. Loopback TCP buffers hold megabytes, so the slow client
- * asks for a heavy event (the token snapshot 150 times, ~40 kB) to fill them with a few hundred
- * events; the limits below only admit that query.
+ * A queue of 20 events per subscriber, far fewer than one sweep announces at once; the socket may
+ * hold the default 1 MiB unsent. Loopback TCP buffers hold megabytes, so the slow client asks for
+ * a heavy event (the token snapshot 150 times, ~40 kB) to fill them with a few hundred events;
+ * the limits below only admit that query.
  */
 const ENV = {
   EVENT_QUEUE_LIMIT: "20",
@@ -30,6 +31,8 @@ const HEAVY = `subscription Heavy { tokenEvents { id ${Array.from(
   (_, i) => `t${i}: token { id kind keyType applicationId userId scopes expiresAt }`,
 ).join(" ")} } }`;
 const EVENTS = 300;
+/** Tokens expiring at once: three sweeper transactions of up to 1,000 events each. */
+const BURST = 2500;
 
 let t: TestApp;
 let world: World;
@@ -113,5 +116,34 @@ describe("slow consumers", () => {
     expect(delivered.length).toBeGreaterThan(0);
     expect(delivered.length).toBeLessThan(EVENTS);
     expect(delivered).toEqual(stored.slice(0, delivered.length).map((e) => e.id));
+  });
+
+  it("keeps a subscriber that reads as fast as events come through a sweep's burst of thousands", async () => {
+    const client = await newClient(world);
+    const before = (await scrapeMetrics(t)).samples.get("token_manager_slow_consumers_total") ?? 0;
+    const fast = await subscribeEvents(t, world.adminToken, {
+      filter: { applicationId: client.applicationId, types: ["EXPIRED"] },
+    });
+    // Rows as the token writer makes them, already expired: the next sweep announces them all,
+    // each transaction's thousand events reaching the hub in one go, far more than the queue limit.
+    await t.app.deps.database.raw(
+      `insert into access_tokens (id, user_store_domain, kind, format, client_id, application_id,
+         application_key_id, key_type, scopes, token_hash, issued_at, expires_at)
+       select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', $1, $2::uuid, $3::uuid, 'PRODUCTION',
+         '{read}', 'burst-' || i || '-' || md5(random()::text), now() - interval '1 hour',
+         now() - interval '1 second'
+       from generate_series(1, $4::int) as i`,
+      [client.clientId, client.applicationId, client.keyId, BURST],
+    );
+    await until(() => fast.events.length >= BURST || fast.errors.length > 0, "the burst", 30_000);
+
+    expect(fast.errors).toEqual([]);
+    expect(fast.closes).toEqual([]);
+    expect(fast.events).toEqual(
+      await storedEvents(t, "application_id = $1 and type = 'EXPIRED'", [client.applicationId]),
+    );
+    expect(fast.events.length).toBe(BURST);
+    expect(hubSubscribers(t)).toBe(1);
+    expect((await scrapeMetrics(t)).samples.get("token_manager_slow_consumers_total")).toBe(before);
   });
 });
