@@ -11,7 +11,8 @@ const MAX_BATCH = 500;
  * part costs even when its array is empty. Shaped for cost:
  * - `(select $n)` hides the array from the planner, so the cached generic plan serves every
  *   batch; an array it can see would make it plan each execution anew for its exact size;
- * - `offset 0` keeps each lookup a primary-key probe, whatever the planner guesses of the table;
+ * - `offset 0` keeps every lookup (tokens, families, users, keys) a primary-key probe, whatever
+ *   the planner guessed of a table's size when it made the plan it keeps;
  * - users and keys are read once per distinct id, not once per token;
  * - everything comes back as one JSON value, `[access, refresh, users, keys]`: one JSON.parse
  *   instead of parsing every column of every row.
@@ -29,22 +30,24 @@ function readStatement(access: boolean, refresh: boolean): string {
         f.revoked_at as family_revoked_at, f.client_id, f.user_id
       from unnest((select ${refreshIds}::uuid[])) as q(id)
       cross join lateral (select * from refresh_tokens where id = q.id offset 0) as rt
-      join refresh_token_families f on f.id = rt.family_id)`,
+      cross join lateral (select * from refresh_token_families where id = rt.family_id offset 0) as f)`,
     accessRows: `(select json_agg(json_build_array(id, kind, client_id, application_id, key_type, user_id, scopes,
       token_hash, issued_at, expires_at, revoked_at, revoke_scheduled_at, application_key_id)) from a)`,
     refreshRows: `(select json_agg(json_build_array(id, token_hash, issued_at, expires_at, used_at, revoked_at,
       family_revoked_at, client_id, user_id)) from r)`,
-    keys: `(select json_agg(json_build_array(k.id, k.allowed_domains)) from application_keys k
-      where k.id in (select application_key_id from a))`,
+    keys: `(select json_agg(json_build_array(k.id, k.allowed_domains))
+      from (select distinct application_key_id as id from a where application_key_id is not null) as d
+      cross join lateral (select * from application_keys where id = d.id offset 0) as k)`,
   };
   const ctes = [access && parts.a, refresh && parts.r].filter(Boolean).join(", ");
-  const userIds = [access && "select user_id from a", refresh && "select user_id from r"].filter(Boolean);
+  const owners = [access && "select user_id as id from a", refresh && "select user_id as id from r"];
   return `with ${ctes}
     select json_build_array(
       ${access ? parts.accessRows : "null"},
       ${refresh ? parts.refreshRows : "null"},
-      (select json_agg(json_build_array(u.id, u.username, u.disabled_at is not null)) from users u
-        where u.id in (${userIds.join(" union ")})),
+      (select json_agg(json_build_array(u.id, u.username, u.disabled_at is not null))
+        from (select distinct id from (${owners.filter(Boolean).join(" union all ")}) as ids where id is not null) as d
+        cross join lateral (select * from users where id = d.id offset 0) as u),
       ${access ? parts.keys : "null"}
     ) as rows`;
 }
