@@ -17,12 +17,14 @@ import { createEventBus, type EventBus } from "./events/bus.js";
 import { EventHub } from "./events/hub.js";
 import { createGraphQLWebSocketServer } from "./graphql/ws.js";
 import { createGraphQLServer, GRAPHQL_PATH } from "./graphql/yoga.js";
+import { createFastPaths } from "./http/fast-paths.js";
 import { registerHealthRoutes } from "./http/health.js";
 import { registerJwksRoute } from "./http/jwks.js";
 import { lazyRequestLogger } from "./http/request-logger.js";
 import { createValidateEndpoint } from "./http/validate.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { createOAuthFastPath } from "./oauth/fast-path.js";
 import { oauthRoutes } from "./oauth/routes.js";
 
 export interface BuildAppOptions {
@@ -127,11 +129,12 @@ export function buildApp(options: BuildAppOptions): App {
 
 function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   const validate = createValidateEndpoint(deps);
+  const fast = createFastPaths([validate.answer, createOAuthFastPath(deps)]);
   const app = Fastify({
-    // GET /validate on a cached token is answered before Fastify (see http/validate.ts).
+    // The hot endpoints are answered before Fastify (see http/fast-paths.ts).
     serverFactory: (handler) => {
       const server = createServer((request, response) => {
-        if (!validate.answer(request, response)) handler(request, response);
+        if (!fast.answer(request, response)) handler(request, response);
       });
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
       return server;
@@ -160,6 +163,7 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
   registerHealthRoutes(app, deps.database);
   registerJwksRoute(app, deps);
   validate.register(app);
+  fast.register(app);
   deps.metrics.probes.validationCacheEntries = () => validate.gateway.cache.size;
   app.get("/metrics", async (_request, reply) =>
     reply

@@ -24,7 +24,6 @@ interface DecisionResponse {
 export function createValidateEndpoint(deps: Deps) {
   const gateway = createGatewayCheck(deps);
   const header = deps.config.gateway.clientDomainHeader;
-  let closing = false;
   // Bound counters, one per status and path: counting stays a field increment on the hot path.
   const counters = new Map<string, { inc(): void }>();
   const count = (status: number, path: "cached" | "lookup") => {
@@ -50,7 +49,7 @@ export function createValidateEndpoint(deps: Deps) {
   /** True when the request was answered here; false: hand it to Fastify. Never throws. */
   function answer(request: IncomingMessage, response: ServerResponse): boolean {
     const { url, method } = request;
-    if (closing || url === undefined || method === undefined) return false;
+    if (url === undefined || method === undefined) return false;
     if (url !== "/validate" && !url.startsWith("/validate/")) return false;
     if (method !== "GET" && method !== "HEAD") return false;
     let decision: GatewayDecision | undefined;
@@ -83,10 +82,6 @@ export function createValidateEndpoint(deps: Deps) {
   };
 
   function register(app: FastifyInstance) {
-    // While closing, Fastify answers (503 and Connection: close), not the hot path.
-    app.addHook("preClose", async () => {
-      closing = true;
-    });
     // Per-request logs would cost more than the check itself on this hot path: warnings only.
     for (const url of ["/validate", "/validate/*"]) {
       app.route({ method: [...METHODS], url, logLevel: "warn", handler });

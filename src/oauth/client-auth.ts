@@ -1,6 +1,6 @@
-import type { FastifyRequest } from "fastify";
 import { type AuthenticatedClient, authenticateClient } from "../domain/application-key.js";
 import type { Deps } from "../domain/deps.js";
+import type { OAuthCall } from "./call.js";
 import { invalidClient, OAuthError } from "./errors.js";
 import { optional } from "./form.js";
 
@@ -23,12 +23,9 @@ function basicCredentials(header: string): { clientId: string; secret: string } 
  * Authenticates the calling client by HTTP Basic or by client_id/client_secret in the body
  * (exactly one method, §2.3), with failures rate-limited per client id and per source address.
  */
-export async function authenticateRequestClient(
-  deps: Deps,
-  request: FastifyRequest,
-  form: Map<string, string>,
-): Promise<AuthenticatedClient> {
-  const header = request.headers.authorization;
+export async function authenticateRequestClient(deps: Deps, call: OAuthCall): Promise<AuthenticatedClient> {
+  const { form } = call;
+  const header = call.authorization;
   const postId = optional(form, "client_id");
   const postSecret = optional(form, "client_secret");
   // The scheme alone ("Basic", credentials missing) is still an attempt at Basic: it gets the challenge.
@@ -45,10 +42,10 @@ export async function authenticateRequestClient(
     throw invalidClient(usedBasic);
   }
   const principal = `client:${credentials.clientId}`;
-  await deps.limiter.check(principal, request.ip);
+  await deps.limiter.check(principal, call.ip);
   const client = await authenticateClient(deps, credentials.clientId, credentials.secret);
   if (!client) {
-    await deps.limiter.fail(principal, request.ip);
+    await deps.limiter.fail(principal, call.ip);
     throw invalidClient(usedBasic);
   }
   return client;

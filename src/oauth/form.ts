@@ -10,38 +10,46 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export function registerFormParser(app: FastifyInstance): void {
   app.addContentTypeParser(FORM, { parseAs: "buffer" }, (_request, body, done) => {
-    let text: string;
     try {
-      text = utf8.decode(body as Buffer);
-    } catch {
-      done(new OAuthError("invalid_request", "the request body is not valid UTF-8"), undefined);
-      return;
+      done(null, parseForm(body as Buffer));
+    } catch (error) {
+      done(error as OAuthError, undefined);
     }
-    const params = new Map<string, string>();
-    for (const pair of text.split("&")) {
-      if (pair === "") continue;
-      const eq = pair.indexOf("=");
-      let name: string;
-      let value: string;
-      try {
-        name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
-        value = decodeComponent(eq < 0 ? "" : pair.slice(eq + 1));
-      } catch {
-        // URLSearchParams would turn %FF into U+FFFD silently: distinct inputs, one value.
-        done(
-          new OAuthError("invalid_request", "the request body is not valid percent-encoded UTF-8"),
-          undefined,
-        );
-        return;
-      }
-      if (params.has(name)) {
-        done(new OAuthError("invalid_request", `the ${name} parameter is repeated`), undefined);
-        return;
-      }
-      params.set(name, value);
-    }
-    done(null, params);
   });
+}
+
+/** True for a content type whose body `parseForm` reads (parameters such as charset allowed). */
+export function isFormContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const type = contentType.toLowerCase();
+  return type === FORM || (type.startsWith(FORM) && /^\s*;/.test(type.slice(FORM.length)));
+}
+
+/** A form body as parameters; invalid_request for bad UTF-8, bad percent-encoding or a repeat. */
+export function parseForm(body: Buffer): Map<string, string> {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new OAuthError("invalid_request", "the request body is not valid UTF-8");
+  }
+  const params = new Map<string, string>();
+  for (const pair of text.split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    let name: string;
+    let value: string;
+    try {
+      name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
+      value = decodeComponent(eq < 0 ? "" : pair.slice(eq + 1));
+    } catch {
+      // URLSearchParams would turn %FF into U+FFFD silently: distinct inputs, one value.
+      throw new OAuthError("invalid_request", "the request body is not valid percent-encoded UTF-8");
+    }
+    if (params.has(name)) throw new OAuthError("invalid_request", `the ${name} parameter is repeated`);
+    params.set(name, value);
+  }
+  return params;
 }
 
 /** One form-urlencoded name or value: `+` is a space; bad percent-encoding or UTF-8 throws. */

@@ -1,11 +1,19 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import type { Deps } from "../domain/deps.js";
+import { type OAuthEndpoint, runEndpoint } from "./call.js";
 import { OAuthError, toOAuthError } from "./errors.js";
-import { registerFormParser } from "./form.js";
-import { registerIntrospectionEndpoint } from "./introspection-endpoint.js";
+import { formOf, registerFormParser } from "./form.js";
+import { introspectionEndpoint } from "./introspection-endpoint.js";
 import { registerMetadata } from "./metadata.js";
-import { registerRevocationEndpoint } from "./revocation-endpoint.js";
-import { registerTokenEndpoint } from "./token-endpoint.js";
+import { revocationEndpoint } from "./revocation-endpoint.js";
+import { tokenEndpoint } from "./token-endpoint.js";
+
+/** The form-posting endpoints, by path: Fastify's routes and the fast path (fast-path.ts) serve these. */
+export const OAUTH_ENDPOINTS: ReadonlyMap<string, OAuthEndpoint> = new Map([
+  ["/token", tokenEndpoint],
+  ["/revoke", revocationEndpoint],
+  ["/introspect", introspectionEndpoint],
+]);
 
 /**
  * The OAuth2 REST surface, in its own Fastify scope: its own form parser, `no-store` on every
@@ -25,8 +33,15 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     if (oauth.code === "server_error") request.log.error({ err: error }, "oauth endpoint failed");
     return reply.code(oauth.status).headers(oauth.headers).send(oauth.body());
   });
-  registerTokenEndpoint(app, deps);
-  registerRevocationEndpoint(app, deps);
-  registerIntrospectionEndpoint(app, deps);
+  for (const [path, endpoint] of OAUTH_ENDPOINTS) {
+    app.post(path, async (request, reply) => {
+      const call = { authorization: request.headers.authorization, ip: request.ip, form: formOf(request) };
+      const wire = await runEndpoint(deps, endpoint, call);
+      return reply
+        .code(wire.status)
+        .headers(wire.headers)
+        .send(wire.body === "" ? undefined : wire.body);
+    });
+  }
   registerMetadata(app, deps);
 }

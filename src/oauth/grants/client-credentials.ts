@@ -5,8 +5,8 @@ import { type Grant, tokenResponse } from "./grant.js";
 /** RFC 6749 §4.4: an application token for the authenticated client. */
 export const clientCredentials: Grant = {
   type: "client_credentials",
-  async handle({ deps, form, client }) {
-    const { value, token } = await grantClientCredentials(deps, client, optional(form, "scope"));
+  async handle({ deps, call, client }) {
+    const { value, token } = await grantClientCredentials(deps, client, optional(call.form, "scope"));
     return tokenResponse(token, value);
   },
 };

@@ -1,6 +1,6 @@
-import type { FastifyRequest } from "fastify";
 import type { AuthenticatedClient, GrantType } from "../../domain/application-key.js";
 import type { Deps } from "../../domain/deps.js";
+import type { OAuthCall } from "../call.js";
 
 /** RFC 6749 §5.1 successful response. */
 export interface TokenResponse {
@@ -14,8 +14,7 @@ export interface TokenResponse {
 
 export interface GrantRequest {
   readonly deps: Deps;
-  readonly request: FastifyRequest;
-  readonly form: Map<string, string>;
+  readonly call: OAuthCall;
   readonly client: AuthenticatedClient;
 }
 

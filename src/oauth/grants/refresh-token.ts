@@ -6,7 +6,7 @@ import { type Grant, tokenResponse } from "./grant.js";
 /** RFC 6749 §6: rotation with reuse detection (see rotateRefreshToken). */
 export const refreshToken: Grant = {
   type: "refresh_token",
-  async handle({ deps, form, client }) {
+  async handle({ deps, call: { form }, client }) {
     requireGrantAllowed(client, "refresh_token");
     const issued = await rotateRefreshToken(deps, {
       refreshToken: required(form, "refresh_token"),
