@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/client.js";
 import type { AccessTokenRow, RefreshTokenFamilyRow, RefreshTokenRow } from "../db/schema/index.js";
+import { Batcher } from "./batcher.js";
 
 const MAX_BATCH = 500;
 
@@ -91,7 +92,7 @@ export interface RefreshTokenRecord
 
 type Kind = "a" | "r";
 type TokenRecord = AccessTokenRecord | RefreshTokenRecord;
-type Pending = { resolve: (rows: TokenRecord[]) => void; reject: (error: unknown) => void };
+type Pending = { key: string; resolve: (rows: TokenRecord[]) => void; reject: (error: unknown) => void };
 type Row = unknown[];
 
 const date = (value: unknown) => (value == null ? null : new Date(value as string));
@@ -148,29 +149,19 @@ function* decode([access, refresh, users, keys]: (Row[] | null)[]): Generator<[K
  * introspections cost one round trip and one plan instead of 2N.
  */
 export class TokenReader {
-  /** Callers by `<kind>:<id>`, so an id asked for twice in one batch is read once. */
-  private pending = new Map<string, Pending[]>();
-  private inFlight = 0;
-  private scheduled = false;
-  /** Size of the batch last read: about how many callers are coming back for more. */
-  private lastBatch = 0;
-  /** While gathering: until when (performance.now()) a short batch may wait for the rest. */
-  private gatherUntil = 0;
+  private readonly batcher: Batcher<Pending>;
 
   constructor(
     private readonly database: Database,
     private readonly log: Logger,
     /** Concurrent batches (PGlite has one connection: 1). */
-    private readonly concurrency: number,
+    concurrency: number,
     private readonly onStatement?: (sql: string) => void,
-    /**
-     * How long (ms) a batch smaller than the previous one may wait for the rest of its callers
-     * (0: never), as TokenWriter does: the callers answered by one batch come back a few at a
-     * time, and a statement's fixed cost (planning aside: a round trip, a write, a parse; on
-     * PGlite, most of a small batch's work) is better paid once for all of them.
-     */
-    private readonly gatherMs = 0,
-  ) {}
+    /** How long a batch smaller than the previous one may wait for more (see Batcher). */
+    gatherMs = 0,
+  ) {
+    this.batcher = new Batcher((batch) => this.flush(batch), { concurrency, maxBatch: MAX_BATCH, gatherMs });
+  }
 
   /** The access token rows of this id (one, unless two user store domains hold the same id). */
   readAccessToken(id: string): Promise<AccessTokenRecord[]> {
@@ -184,62 +175,17 @@ export class TokenReader {
   }
 
   private read(kind: Kind, id: string): Promise<TokenRecord[]> {
-    return new Promise((resolve, reject) => {
-      const key = `${kind}:${id}`;
-      const waiting = this.pending.get(key);
-      if (waiting) waiting.push({ resolve, reject });
-      else this.pending.set(key, [{ resolve, reject }]);
-      this.schedule();
-    });
+    return new Promise((resolve, reject) => this.batcher.add({ key: `${kind}:${id}`, resolve, reject }));
   }
 
-  /** After the current turn of the event loop, so that requests already read join the batch. */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.drain();
-    });
-  }
-
-  private drain(): void {
-    while (this.inFlight < this.concurrency && this.pending.size > 0) {
-      if (this.gathering()) {
-        this.schedule();
-        return;
-      }
-      let batch: Map<string, Pending[]>;
-      if (this.pending.size <= MAX_BATCH) {
-        batch = this.pending;
-        this.pending = new Map();
-      } else {
-        batch = new Map([...this.pending].slice(0, MAX_BATCH));
-        for (const key of batch.keys()) this.pending.delete(key);
-      }
-      this.lastBatch = batch.size;
-      this.inFlight += 1;
-      this.flush(batch).finally(() => {
-        this.inFlight -= 1;
-        this.schedule();
-      });
+  private async flush(callers: Pending[]): Promise<void> {
+    // Callers by `<kind>:<id>`, so that an id asked for twice in one batch is read once.
+    const batch = new Map<string, Pending[]>();
+    for (const caller of callers) {
+      const same = batch.get(caller.key);
+      if (same) same.push(caller);
+      else batch.set(caller.key, [caller]);
     }
-  }
-
-  /** True while a short batch should wait for more callers (bounded by gatherMs). */
-  private gathering(): boolean {
-    if (this.gatherMs <= 0 || this.inFlight > 0 || this.pending.size >= this.lastBatch) {
-      this.gatherUntil = 0;
-      return false;
-    }
-    const now = performance.now();
-    if (this.gatherUntil === 0) this.gatherUntil = now + this.gatherMs;
-    if (now < this.gatherUntil) return true;
-    this.gatherUntil = 0;
-    return false;
-  }
-
-  private async flush(batch: Map<string, Pending[]>): Promise<void> {
     const ids: Record<Kind, string[]> = { a: [], r: [] };
     for (const key of batch.keys()) ids[key[0] as Kind].push(key.slice(2));
     try {

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/client.js";
+import { Batcher } from "./batcher.js";
 import type { PreparedToken } from "./token.js";
 import { EVENT_ORDER_LOCK, TOKEN_EVENTS_CHANNEL } from "./token-event.js";
 
@@ -41,82 +42,30 @@ from inserted order by inserted.id`;
 type Pending = { token: PreparedToken; done: (error?: unknown) => void };
 
 /**
- * Group commit for the token endpoint's hot path. Requests that arrive while a write is in
- * flight are gathered and written together in one statement (atomic, one round trip, one WAL
- * flush for the whole batch). Each caller's promise settles after the commit that holds its
- * token, so every token answered is durable.
+ * Group commit for the token endpoint's hot path (see Batcher): the tokens of a batch, their
+ * events and the events' NOTIFY go out in one statement (atomic, one round trip, one WAL flush).
+ * Each caller's promise settles after the commit that holds its token, so every token answered
+ * is durable.
  */
 export class TokenWriter {
-  private pending: Pending[] = [];
-  private inFlight = 0;
-  private scheduled = false;
-  /** Size of the batch last written: about how many callers are coming back for more. */
-  private lastBatch = 0;
-  /** While gathering: until when (performance.now()) a short batch may wait for the rest. */
-  private gatherUntil = 0;
+  private readonly batcher: Batcher<Pending>;
 
   constructor(
     private readonly database: Database,
     private readonly log: Logger,
     /** Concurrent batches (PGlite has one connection: 1). */
-    private readonly concurrency: number,
+    concurrency: number,
     private readonly onStatement?: (sql: string) => void,
-    /**
-     * How long (ms) a batch smaller than the previous one may wait for the rest of its callers
-     * (0: never). For a backend that blocks the event loop while it writes (PGlite), the callers
-     * answered by one batch come back a few at a time; waiting a moment for them turns a run of
-     * small batches, each paying the statement's and the commit's fixed cost, into one.
-     */
-    private readonly gatherMs = 0,
-  ) {}
+    /** How long a batch smaller than the previous one may wait for more (see Batcher). */
+    gatherMs = 0,
+  ) {
+    this.batcher = new Batcher((batch) => this.flush(batch), { concurrency, maxBatch: MAX_BATCH, gatherMs });
+  }
 
   write(token: PreparedToken): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ token, done: (error) => (error ? reject(error) : resolve()) });
-      this.schedule();
+      this.batcher.add({ token, done: (error) => (error ? reject(error) : resolve()) });
     });
-  }
-
-  /**
-   * Flushes after the current turn of the event loop, so that requests already read from their
-   * sockets join the batch (PGlite answers synchronously: without this, every batch held one).
-   */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.drain();
-    });
-  }
-
-  private drain(): void {
-    while (this.inFlight < this.concurrency && this.pending.length > 0) {
-      if (this.gathering()) {
-        this.schedule();
-        return;
-      }
-      const batch = this.pending.splice(0, MAX_BATCH);
-      this.lastBatch = batch.length;
-      this.inFlight += 1;
-      this.flush(batch).finally(() => {
-        this.inFlight -= 1;
-        this.schedule();
-      });
-    }
-  }
-
-  /** True while a short batch should wait for more callers (bounded by gatherMs). */
-  private gathering(): boolean {
-    if (this.gatherMs <= 0 || this.inFlight > 0 || this.pending.length >= this.lastBatch) {
-      this.gatherUntil = 0;
-      return false;
-    }
-    const now = performance.now();
-    if (this.gatherUntil === 0) this.gatherUntil = now + this.gatherMs;
-    if (now < this.gatherUntil) return true;
-    this.gatherUntil = 0;
-    return false;
   }
 
   private async flush(batch: Pending[]): Promise<void> {
