@@ -30,7 +30,7 @@ export function createMetrics() {
     }),
     slowConsumers: new Counter({
       name: "token_manager_slow_consumers_total",
-      help: "Subscribers disconnected because their event queue overflowed.",
+      help: "Subscribers disconnected as too slow: their socket held more than EVENT_SEND_BUFFER_LIMIT unsent bytes, or EVENT_QUEUE_LIMIT events waited for them.",
       registers: [registry],
     }),
     sweeperLag: new Gauge({

@@ -10,7 +10,7 @@ import { KeyTypeEnum } from "./enums.js";
 import { SIGNED_IN } from "./error.js";
 import { TokenKindEnum } from "./token.js";
 
-/** Close code for a subscriber whose queue overflowed (it read too slowly). */
+/** Close code for a subscriber that fell too far behind (unsent bytes or queued events over their limits). */
 export const SLOW_CONSUMER_CLOSE = 4429;
 
 const TokenEventTypeEnum = builder.enumType("TokenEventType", { values: TOKEN_EVENT_TYPES });
@@ -140,7 +140,7 @@ builder.subscriptionField("tokenEvents", (t) =>
           { after: args.after?.toString(), filter: filterArg(args.filter) },
           () => {
             ctx.deps.metrics.slowConsumers.inc();
-            ctx.closeSocket?.(SLOW_CONSUMER_CLOSE, "slow consumer: event queue overflow");
+            ctx.closeSocket?.(SLOW_CONSUMER_CLOSE, "slow consumer: too far behind");
           },
         ),
         // Observed per subscriber as its stream hands the event over (execution may be shared).
