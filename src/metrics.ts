@@ -4,7 +4,12 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 export function createMetrics() {
   const registry = new Registry();
   /** Read at scrape time; the owners of the numbers set them. */
-  const probes = { subscribers: () => 0, validationCacheEntries: () => 0 };
+  const probes = {
+    subscribers: () => 0,
+    validationCacheEntries: () => 0,
+    /** GET /validate answers by path and status, counted by the route itself. */
+    gatewayChecks: (): Readonly<Record<string, ReadonlyMap<number, number>>> => ({}),
+  };
   return {
     registry,
     probes,
@@ -49,6 +54,12 @@ export function createMetrics() {
       help: "GET /validate answers by status, and whether the cache answered without I/O (cached) or the check had to read (lookup).",
       labelNames: ["status", "path"] as const,
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const [path, byStatus] of Object.entries(probes.gatewayChecks())) {
+          for (const [status, value] of byStatus) this.inc({ status: String(status), path }, value);
+        }
+      },
     }),
     validationCacheEntries: new Gauge({
       name: "token_manager_validation_cache_entries",

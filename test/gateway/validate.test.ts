@@ -183,10 +183,16 @@ describe("401 with WWW-Authenticate (RFC 6750 §3.1)", () => {
   });
 
   it("answers invalid_token for a mistyped token (checksum) without reading the database", async () => {
-    const last = key.token.at(-1) === "0" ? "1" : "0";
+    // The genuine value first: its grant is cached, with the value that verified.
+    expect((await validate(t, { token: key.token, uri: items })).status).toBe(200);
+    const flip = (at: number) =>
+      key.token.slice(0, at) + (key.token[at] === "0" ? "1" : "0") + key.token.slice(at + 1);
     t.resetStatements();
-    expect(await validate(t, { token: key.token.slice(0, -1) + last, uri: items })).toEqual(malformed);
+    // In the checksum, and in the secret (same id: the cached grant's).
+    expect(await validate(t, { token: flip(key.token.length - 1), uri: items })).toEqual(malformed);
+    expect(await validate(t, { token: flip(60), uri: items })).toEqual(malformed);
     expect(grantLoads(t)).toBe(0);
+    expect((await validate(t, { token: key.token, uri: items })).status).toBe(200);
   });
 
   it("answers invalid_token for a well-formed token that names no row, or a row with another secret", async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   hashTokenValue,
+  idOfShapedValue,
   mintTokenValue,
   parseTokenValue,
   sameValue,
@@ -58,5 +59,18 @@ describe("sameValue", () => {
     }
     expect(sameValue(value, value.slice(1))).toBe(false);
     expect(sameValue("", "")).toBe(true);
+  });
+});
+
+describe("idOfShapedValue", () => {
+  it("names the id of a value of the expected kind and shape, checksum unchecked", () => {
+    const { id, value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    const badChecksum = value.slice(0, -1) + (value.at(-1) === "0" ? "1" : "0");
+    expect(idOfShapedValue(value, "tmat")).toBe(id);
+    expect(idOfShapedValue(badChecksum, "tmat")).toBe(id);
+    expect(parseTokenValue(badChecksum, "tmat")).toBeNull();
+    expect(idOfShapedValue(value, "tmrt")).toBeNull();
+    expect(idOfShapedValue(value.slice(1), "tmat")).toBeNull();
+    expect(idOfShapedValue(value.toUpperCase(), "tmat")).toBeNull();
   });
 });
