@@ -1,37 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestApp } from "../support/app.js";
+import { describe, expect, it } from "vitest";
 import { rawRequest } from "../support/gateway.js";
-import {
-  clientCredentialsRequest,
-  createWorld,
-  introspect,
-  newClient,
-  startOAuthApp,
-  type TestClient,
-  type World,
-} from "../support/oauth.js";
+import { clientCredentialsRequest, introspect, useOAuthWorld } from "../support/oauth.js";
 
 /**
  * The OAuth form posts are answered before Fastify when the request is plain (a sized form body);
  * anything else goes through Fastify. Both must give the same answers.
  */
-let t: TestApp;
-let world: World;
-let c: TestClient;
-beforeAll(async () => {
-  t = await startOAuthApp();
-  world = await createWorld(t);
-  c = await newClient(world);
-});
-afterAll(() => t.stop());
+const f = useOAuthWorld();
 
 const FORM = "application/x-www-form-urlencoded";
 const basic = () =>
-  `Basic ${Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.secret)}`).toString("base64")}`;
+  `Basic ${Buffer.from(`${encodeURIComponent(f.c.clientId)}:${encodeURIComponent(f.c.secret)}`).toString("base64")}`;
 
 /** Status, headers (but the date and the connection's) and body text of one raw request. */
 async function post(path: string, body: string, headers: Record<string, string>) {
-  const response = await rawRequest(t.url, path, { method: "POST", headers, body });
+  const response = await rawRequest(f.t.url, path, { method: "POST", headers, body });
   const skip = new Set(["date", "connection", "keep-alive", "content-length", "transfer-encoding"]);
   return {
     status: response.status,
@@ -81,7 +64,7 @@ describe("the same answers with and without the framework", () => {
 
   it("answers a wrong secret with the same 401 and Basic challenge either way", async () => {
     const body = "grant_type=client_credentials";
-    const wrong = `Basic ${Buffer.from(`${c.clientId}:tmcs_nope`).toString("base64")}`;
+    const wrong = `Basic ${Buffer.from(`${f.c.clientId}:tmcs_nope`).toString("base64")}`;
     const fast = await post("/token", body, { ...sized(body), authorization: wrong });
     const framework = await post("/token", body, { ...chunked(), authorization: wrong });
     expect(fast.status).toBe(401);
@@ -90,9 +73,9 @@ describe("the same answers with and without the framework", () => {
   });
 
   it("introspects and revokes on the fast path, as the client library sees it", async () => {
-    const response = await clientCredentialsRequest(world, c);
+    const response = await clientCredentialsRequest(f.world, f.c);
     const { access_token: token } = (await response.json()) as { access_token: string };
-    expect(await introspect(world, c, token)).toMatchObject({ active: true, client_id: c.clientId });
+    expect(await introspect(f.world, f.c, token)).toMatchObject({ active: true, client_id: f.c.clientId });
     const body = `token=${encodeURIComponent(token)}`;
     const revoked = await post("/revoke", body, sized(body));
     expect(revoked).toEqual({
@@ -100,7 +83,7 @@ describe("the same answers with and without the framework", () => {
       headers: { "cache-control": "no-store", pragma: "no-cache" },
       body: "",
     });
-    expect(await introspect(world, c, token)).toEqual({ active: false });
+    expect(await introspect(f.world, f.c, token)).toEqual({ active: false });
   });
 });
 
@@ -129,10 +112,10 @@ describe("what the fast path leaves to Fastify", () => {
 
 describe("request logs at LOG_LEVEL=info", () => {
   it("logs one line per fast-path request, with the path and status and no secret", async () => {
-    const before = t.logs.length;
+    const before = f.t.logs.length;
     const body = "grant_type=client_credentials";
     const answer = await post("/token", body, sized(body));
-    const lines = t.logs
+    const lines = f.t.logs
       .slice(before)
       .join("")
       .split("\n")
@@ -141,7 +124,7 @@ describe("request logs at LOG_LEVEL=info", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ req: { method: "POST", path: "/token" }, res: { statusCode: 200 } });
     const token = JSON.parse(answer.body).access_token as string;
-    expect(t.logs.join("")).not.toContain(token.split("_")[2]);
-    expect(t.logs.join("")).not.toContain(c.secret);
+    expect(f.t.logs.join("")).not.toContain(token.split("_")[2]);
+    expect(f.t.logs.join("")).not.toContain(f.c.secret);
   });
 });

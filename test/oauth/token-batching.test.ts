@@ -1,32 +1,17 @@
 import { connect, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { prepareAccessToken } from "../../src/domain/token.js";
 import { TokenWriter } from "../../src/domain/token-writer.js";
-import type { TestApp } from "../support/app.js";
-import {
-  clientCredentialsRequest,
-  createWorld,
-  newClient,
-  startOAuthApp,
-  type TestClient,
-  type World,
-} from "../support/oauth.js";
+import { clientCredentialsRequest, type TestClient, useOAuthWorld } from "../support/oauth.js";
 
 /**
  * Group commit on the token endpoint's hot path: tokens requested together are written together,
  * and every answered token is committed with its ISSUED event.
  */
-let t: TestApp;
-let world: World;
+// The sweeper's background statements would count as writes.
+const f = useOAuthWorld({ SWEEPER_INTERVAL_MS: "3600000" });
 
-beforeAll(async () => {
-  // The sweeper's background statements would count as writes.
-  t = await startOAuthApp({ SWEEPER_INTERVAL_MS: "3600000" });
-  world = await createWorld(t);
-});
-afterAll(() => t.stop());
-
-const batchWrites = () => t.statements.filter((s) => s.includes("insert into access_tokens")).length;
+const batchWrites = () => f.t.statements.filter((s) => s.includes("insert into access_tokens")).length;
 
 /**
  * Sends one client_credentials request on each of `count` connections opened beforehand, all
@@ -37,7 +22,7 @@ async function simultaneousTokenRequests(
   c: TestClient,
   count: number,
 ): Promise<{ status: number; body: string }[]> {
-  const { hostname, port } = new URL(t.url);
+  const { hostname, port } = new URL(f.t.url);
   const basic = Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.secret)}`).toString(
     "base64",
   );
@@ -82,23 +67,22 @@ const uuidOf = (value: string) => {
 
 describe("POST /token under concurrency", () => {
   it("commits simultaneous requests in fewer writes than tokens, each with its row and one ISSUED event", async () => {
-    const c = await newClient(world);
     // Once alone first: the client record is then cached, as it is for a client in steady use.
-    expect((await clientCredentialsRequest(world, c)).status).toBe(200);
-    t.resetStatements();
-    const answers = await simultaneousTokenRequests(c, 24);
+    expect((await clientCredentialsRequest(f.world, f.c)).status).toBe(200);
+    f.t.resetStatements();
+    const answers = await simultaneousTokenRequests(f.c, 24);
     expect(answers.map((a) => a.status)).toEqual(Array(24).fill(200));
     const tokens = answers.map((a) => JSON.parse(a.body).access_token as string);
     expect(new Set(tokens).size).toBe(24);
     expect(batchWrites()).toBeGreaterThan(0);
     expect(batchWrites()).toBeLessThan(24);
     const ids = tokens.map(uuidOf);
-    const [rows] = await t.app.deps.database.raw<{ n: number }>(
+    const [rows] = await f.t.app.deps.database.raw<{ n: number }>(
       "select count(*)::int as n from access_tokens where id = any($1::uuid[]) and client_id = $2",
-      [ids, c.clientId],
+      [ids, f.c.clientId],
     );
     expect(rows?.n).toBe(24);
-    const events = await t.app.deps.database.raw<{ token_id: string; n: number }>(
+    const events = await f.t.app.deps.database.raw<{ token_id: string; n: number }>(
       "select token_id, count(*)::int as n from token_events where type = 'ISSUED' and token_id = any($1::uuid[]) group by token_id",
       [ids],
     );
@@ -109,7 +93,7 @@ describe("POST /token under concurrency", () => {
 
 describe("TokenWriter gathering (PGlite blocks the event loop while it writes)", () => {
   const prepare = () =>
-    prepareAccessToken(t.app.deps, {
+    prepareAccessToken(f.t.app.deps, {
       kind: "APPLICATION",
       userStoreDomain: "PRIMARY",
       clientId: "gathering-test",
@@ -122,7 +106,13 @@ describe("TokenWriter gathering (PGlite blocks the event loop while it writes)",
 
   it("holds a batch smaller than the last one until the rest of its callers arrive", async () => {
     const statements: string[] = [];
-    const writer = new TokenWriter(t.app.deps.database, t.app.deps.log, 1, (s) => statements.push(s), 2_000);
+    const writer = new TokenWriter(
+      f.t.app.deps.database,
+      f.t.app.deps.log,
+      1,
+      (s) => statements.push(s),
+      2_000,
+    );
     const four = await Promise.all([prepare(), prepare(), prepare(), prepare()]);
     await Promise.all(four.map((token) => writer.write(token)));
     expect(statements).toHaveLength(1);
@@ -141,14 +131,20 @@ describe("TokenWriter gathering (PGlite blocks the event loop while it writes)",
 
   it("writes a lone caller once the wait is over, and never waits without gathering", async () => {
     const statements: string[] = [];
-    const gathering = new TokenWriter(t.app.deps.database, t.app.deps.log, 1, (s) => statements.push(s), 100);
+    const gathering = new TokenWriter(
+      f.t.app.deps.database,
+      f.t.app.deps.log,
+      1,
+      (s) => statements.push(s),
+      100,
+    );
     const three = await Promise.all([prepare(), prepare(), prepare()]);
     await Promise.all(three.map((token) => gathering.write(token)));
     await gathering.write(await prepare());
     expect(statements).toHaveLength(2);
 
     const immediate: string[] = [];
-    const plain = new TokenWriter(t.app.deps.database, t.app.deps.log, 1, (s) => immediate.push(s));
+    const plain = new TokenWriter(f.t.app.deps.database, f.t.app.deps.log, 1, (s) => immediate.push(s));
     const two = await Promise.all([prepare(), prepare()]);
     await Promise.all(two.map((token) => plain.write(token)));
     const [x, y] = await Promise.all([prepare(), prepare()]);

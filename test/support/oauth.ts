@@ -1,4 +1,5 @@
 import * as oauth from "oauth4webapi";
+import { afterAll, beforeAll } from "vitest";
 import { mintTokenValue } from "../../src/domain/token-value.js";
 import { startTestApp, type TestApp } from "./app.js";
 import { uniqueName } from "./fixtures.js";
@@ -54,6 +55,28 @@ export async function createWorld(t: TestApp): Promise<World> {
   const { id: apiId } = await createScopedApi(t, adminToken, ["read", "write"]);
   const owner = await newUser(t, adminToken);
   return { t, as: await discover(t), adminToken, apiId, owner };
+}
+
+/** The usual set-up of an OAuth test file: the app, its world and one client, for the whole file. */
+export interface OAuthFixture {
+  readonly t: TestApp;
+  readonly world: World;
+  readonly c: TestClient;
+}
+
+/**
+ * Starts an OAuth test app before the file's tests (with `env`), creates its world and a client,
+ * and stops it afterwards. Read the fields inside tests and hooks: they are set in `beforeAll`.
+ */
+export function useOAuthWorld(env: Record<string, string> = {}): OAuthFixture {
+  const fixture = {} as { t: TestApp; world: World; c: TestClient };
+  beforeAll(async () => {
+    fixture.t = await startOAuthApp(env);
+    fixture.world = await createWorld(fixture.t);
+    fixture.c = await newClient(fixture.world);
+  });
+  afterAll(() => fixture.t?.stop());
+  return fixture;
 }
 
 /** A new subscriber (resource owner), created by the admin. */
