@@ -1,33 +1,21 @@
 import { decodeProtectedHeader } from "jose";
 import * as oauth from "oauth4webapi";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestApp } from "../support/app.js";
+import { describe, expect, it } from "vitest";
 import {
   ACCESS_TOKEN,
   accessTokenRow,
   clientCredentials,
   clientCredentialsRequest,
-  createWorld,
   eventsOfTokens,
   idOf,
   introspect,
   newClient,
   oauthError,
-  startOAuthApp,
-  type TestClient,
-  type World,
+  useOAuthWorld,
   wire,
 } from "../support/oauth.js";
 
-let t: TestApp;
-let world: World;
-let c: TestClient;
-beforeAll(async () => {
-  t = await startOAuthApp();
-  world = await createWorld(t);
-  c = await newClient(world);
-});
-afterAll(() => t.stop());
+const f = useOAuthWorld();
 
 /** expires_in is counted from the response, so it may have lost a second to rounding. */
 const ONE_HOUR = [3599, 3600];
@@ -37,7 +25,7 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     ["client_secret_basic", "basic"],
     ["client_secret_post", "post"],
   ] as const)("issues an application token with %s, per §5.1", async (_name, method) => {
-    const response = await clientCredentialsRequest(world, c, {}, method);
+    const response = await clientCredentialsRequest(f.world, f.c, {}, method);
     const { status, headers, body } = await wire(response.clone());
     expect(status).toBe(200);
     expect(headers).toEqual({
@@ -53,35 +41,35 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     });
     expect(ONE_HOUR).toContain((body as { expires_in: number }).expires_in);
     // The library accepts it as a conforming token response.
-    const parsed = await oauth.processClientCredentialsResponse(world.as, c.client, response);
+    const parsed = await oauth.processClientCredentialsResponse(f.world.as, f.c.client, response);
     expect(parsed.access_token).toBe((body as { access_token: string }).access_token);
     expect(parsed.token_type).toBe("bearer");
   });
 
   it("stores the token for the client's application and key, with an ISSUED event", async () => {
-    const { access_token } = await clientCredentials(world, c);
-    const [row] = await t.app.deps.database.raw(
+    const { access_token } = await clientCredentials(f.world, f.c);
+    const [row] = await f.t.app.deps.database.raw(
       `select kind, client_id, application_id, application_key_id, key_type, user_id, scopes, refresh_family_id
        from access_tokens where id = $1`,
       [idOf(access_token)],
     );
     expect(row).toEqual({
       kind: "APPLICATION",
-      client_id: c.clientId,
-      application_id: c.applicationId,
-      application_key_id: c.keyId,
+      client_id: f.c.clientId,
+      application_id: f.c.applicationId,
+      application_key_id: f.c.keyId,
       key_type: "PRODUCTION",
       user_id: null,
       scopes: ["read", "write"],
       refresh_family_id: null,
     });
-    expect(await eventsOfTokens(t, [idOf(access_token)])).toEqual([
+    expect(await eventsOfTokens(f.t, [idOf(access_token)])).toEqual([
       { type: "ISSUED", reason: "CLIENT_REQUEST", token_id: idOf(access_token) },
     ]);
   });
 
   it("gives no refresh token, even when the key allows the refresh_token grant (§4.4.3)", async () => {
-    const parsed = await clientCredentials(world, c);
+    const parsed = await clientCredentials(f.world, f.c);
     expect(parsed.refresh_token).toBeUndefined();
   });
 
@@ -91,33 +79,36 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     ["write read", "read write"],
     ["read read", "read"],
   ])("narrows scope=%j to exactly %j", async (requested, granted) => {
-    const parsed = await clientCredentials(world, c, { scope: requested });
+    const parsed = await clientCredentials(f.world, f.c, { scope: requested });
     expect(parsed.scope).toBe(granted);
-    expect(await introspect(world, c, parsed.access_token)).toMatchObject({ active: true, scope: granted });
+    expect(await introspect(f.world, f.c, parsed.access_token)).toMatchObject({
+      active: true,
+      scope: granted,
+    });
   });
 
   it("refuses a scope outside the key's scopes with invalid_scope", async () => {
-    const narrow = await newClient(world, { scopes: ["read"] });
-    const response = await clientCredentialsRequest(world, narrow, { scope: "read write" });
+    const narrow = await newClient(f.world, { scopes: ["read"] });
+    const response = await clientCredentialsRequest(f.world, narrow, { scope: "read write" });
     expect(await wire(response)).toEqual(
       oauthError(400, "invalid_scope", 'the scope "write" is not available to this client'),
     );
   });
 
   it("omits scope for a key without scopes", async () => {
-    const unscoped = await newClient(world, { scopes: [] });
-    const response = await clientCredentialsRequest(world, unscoped);
+    const unscoped = await newClient(f.world, { scopes: [] });
+    const response = await clientCredentialsRequest(f.world, unscoped);
     const { body } = await wire(response);
     expect(Object.keys(body as object).sort()).toEqual(["access_token", "expires_in", "token_type"]);
   });
 
   it("follows the key's validity period, and omits expires_in for a never-expiring token", async () => {
-    const short = await newClient(world, { validityPeriod: 120 });
-    const { expires_in } = await clientCredentials(world, short);
+    const short = await newClient(f.world, { validityPeriod: 120 });
+    const { expires_in } = await clientCredentials(f.world, short);
     expect([119, 120]).toContain(expires_in);
 
-    const forever = await newClient(world, { validityPeriod: -1 });
-    const response = await clientCredentialsRequest(world, forever);
+    const forever = await newClient(f.world, { validityPeriod: -1 });
+    const response = await clientCredentialsRequest(f.world, forever);
     const { status, body } = await wire(response.clone());
     expect(status).toBe(200);
     expect(body).toEqual({
@@ -125,17 +116,17 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
       token_type: "Bearer",
       scope: "read write",
     });
-    const parsed = await oauth.processClientCredentialsResponse(world.as, forever.client, response);
+    const parsed = await oauth.processClientCredentialsResponse(f.world.as, forever.client, response);
     expect(parsed.expires_in).toBeUndefined();
-    expect((await accessTokenRow(t, parsed.access_token)).expires_at).toBeNull();
+    expect((await accessTokenRow(f.t, parsed.access_token)).expires_at).toBeNull();
   });
 
   it("issues an RFC 9068 JWT for a JWT application, which introspects as active", async () => {
-    const jwtClient = await newClient(world, { tokenFormat: "JWT" });
-    const { access_token, scope } = await clientCredentials(world, jwtClient);
+    const jwtClient = await newClient(f.world, { tokenFormat: "JWT" });
+    const { access_token, scope } = await clientCredentials(f.world, jwtClient);
     expect(decodeProtectedHeader(access_token)).toMatchObject({ typ: "at+jwt" });
     expect(scope).toBe("read write");
-    expect(await introspect(world, jwtClient, access_token)).toMatchObject({
+    expect(await introspect(f.world, jwtClient, access_token)).toMatchObject({
       active: true,
       client_id: jwtClient.clientId,
       application_id: jwtClient.applicationId,
@@ -144,16 +135,16 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
   });
 
   it("issues a new token on every request, leaving the earlier ones active", async () => {
-    const [a, b] = await Promise.all([clientCredentials(world, c), clientCredentials(world, c)]);
+    const [a, b] = await Promise.all([clientCredentials(f.world, f.c), clientCredentials(f.world, f.c)]);
     expect(idOf(a.access_token)).not.toBe(idOf(b.access_token));
     for (const { access_token } of [a, b]) {
-      expect(await introspect(world, c, access_token)).toMatchObject({ active: true });
+      expect(await introspect(f.world, f.c, access_token)).toMatchObject({ active: true });
     }
   });
 
   it("refuses a key that does not allow client_credentials with unauthorized_client", async () => {
-    const passwordOnly = await newClient(world, { grantTypes: ["password"] });
-    const response = await clientCredentialsRequest(world, passwordOnly);
+    const passwordOnly = await newClient(f.world, { grantTypes: ["password"] });
+    const response = await clientCredentialsRequest(f.world, passwordOnly);
     expect(await wire(response)).toEqual(
       oauthError(400, "unauthorized_client", "the client is not allowed the client_credentials grant"),
     );

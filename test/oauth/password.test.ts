@@ -1,10 +1,8 @@
 import * as oauth from "oauth4webapi";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestApp } from "../support/app.js";
+import { describe, expect, it } from "vitest";
 import {
   ACCESS_TOKEN,
   accessTokenRow,
-  createWorld,
   eventsOfTokens,
   idOf,
   introspect,
@@ -15,23 +13,13 @@ import {
   passwordRequest,
   REFRESH_TOKEN,
   refresh,
-  startOAuthApp,
-  type TestClient,
-  type World,
+  useOAuthWorld,
   wire,
 } from "../support/oauth.js";
 
-let t: TestApp;
-let world: World;
-let c: TestClient;
-beforeAll(async () => {
-  t = await startOAuthApp();
-  world = await createWorld(t);
-  c = await newClient(world);
-});
-afterAll(() => t.stop());
+const f = useOAuthWorld();
 
-const credentials = () => ({ username: world.owner.username, password: world.owner.password });
+const credentials = () => ({ username: f.world.owner.username, password: f.world.owner.password });
 const BAD_CREDENTIALS = oauthError(400, "invalid_grant", "invalid username or password");
 
 describe("password grant (RFC 6749 §4.3, the Login API)", () => {
@@ -39,7 +27,7 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
     ["client_secret_basic", "basic"],
     ["client_secret_post", "post"],
   ] as const)("issues a user token and a refresh token with %s, per §5.1", async (_name, method) => {
-    const response = await passwordRequest(world, c, credentials(), method);
+    const response = await passwordRequest(f.world, f.c, credentials(), method);
     const { status, headers, body } = await wire(response.clone());
     expect(status).toBe(200);
     expect(headers).toEqual({
@@ -55,13 +43,13 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
       scope: "read write",
     });
     expect([3599, 3600]).toContain((body as { expires_in: number }).expires_in);
-    const parsed = await oauth.processGenericTokenEndpointResponse(world.as, c.client, response);
+    const parsed = await oauth.processGenericTokenEndpointResponse(f.world.as, f.c.client, response);
     expect(parsed.refresh_token).toBe((body as { refresh_token: string }).refresh_token);
   });
 
   it("issues the token to the user through the client's key, in a new refresh family, with an ISSUED event", async () => {
-    const { access_token, refresh_token } = await passwordGrant(world, c);
-    const [row] = await t.app.deps.database.raw(
+    const { access_token, refresh_token } = await passwordGrant(f.world, f.c);
+    const [row] = await f.t.app.deps.database.raw(
       `select a.kind, a.user_id, a.client_id, a.application_id, a.application_key_id, a.key_type, a.scopes,
               f.user_id as family_user_id, f.client_id as family_client_id, r.family_id = f.id as paired
        from access_tokens a
@@ -72,33 +60,33 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
     );
     expect(row).toEqual({
       kind: "USER",
-      user_id: world.owner.id,
-      client_id: c.clientId,
-      application_id: c.applicationId,
-      application_key_id: c.keyId,
+      user_id: f.world.owner.id,
+      client_id: f.c.clientId,
+      application_id: f.c.applicationId,
+      application_key_id: f.c.keyId,
       key_type: "PRODUCTION",
       scopes: ["read", "write"],
-      family_user_id: world.owner.id,
-      family_client_id: c.clientId,
+      family_user_id: f.world.owner.id,
+      family_client_id: f.c.clientId,
       paired: true,
     });
-    expect(await eventsOfTokens(t, [idOf(access_token)])).toEqual([
+    expect(await eventsOfTokens(f.t, [idOf(access_token)])).toEqual([
       { type: "ISSUED", reason: "CLIENT_REQUEST", token_id: idOf(access_token) },
     ]);
-    expect(await introspect(world, c, access_token)).toMatchObject({
+    expect(await introspect(f.world, f.c, access_token)).toMatchObject({
       active: true,
-      username: world.owner.username,
-      sub: world.owner.id,
+      username: f.world.owner.username,
+      sub: f.world.owner.id,
     });
   });
 
   it("gives no refresh token when the key does not allow the refresh_token grant", async () => {
-    const noRefresh = await newClient(world, { grantTypes: ["password"] });
-    const response = await passwordRequest(world, noRefresh, credentials());
+    const noRefresh = await newClient(f.world, { grantTypes: ["password"] });
+    const response = await passwordRequest(f.world, noRefresh, credentials());
     const { status, body } = await wire(response);
     expect(status).toBe(200);
     expect(Object.keys(body as object).sort()).toEqual(["access_token", "expires_in", "scope", "token_type"]);
-    const [row] = await t.app.deps.database.raw<{ refresh_family_id: string | null }>(
+    const [row] = await f.t.app.deps.database.raw<{ refresh_family_id: string | null }>(
       "select refresh_family_id from access_tokens where id = $1",
       [idOf((body as { access_token: string }).access_token)],
     );
@@ -106,15 +94,15 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
   });
 
   it("narrows scope=read to exactly read, and the refreshed token keeps that scope", async () => {
-    const issued = await passwordGrant(world, c, { scope: "read" });
+    const issued = await passwordGrant(f.world, f.c, { scope: "read" });
     expect(issued.scope).toBe("read");
-    const refreshed = await refresh(world, c, issued.refresh_token!);
+    const refreshed = await refresh(f.world, f.c, issued.refresh_token!);
     expect(refreshed.scope).toBe("read");
   });
 
   it("omits expires_in when the key's tokens never expire", async () => {
-    const forever = await newClient(world, { validityPeriod: -1 });
-    const response = await passwordRequest(world, forever, credentials());
+    const forever = await newClient(f.world, { validityPeriod: -1 });
+    const response = await passwordRequest(f.world, forever, credentials());
     const { status, body } = await wire(response);
     expect(status).toBe(200);
     expect(body).toEqual({
@@ -123,27 +111,27 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
       refresh_token: expect.stringMatching(REFRESH_TOKEN),
       scope: "read write",
     });
-    const row = await accessTokenRow(t, (body as { access_token: string }).access_token);
+    const row = await accessTokenRow(f.t, (body as { access_token: string }).access_token);
     expect(row.expires_at).toBeNull();
   });
 
   it("matches the username case-insensitively", async () => {
     const { access_token } = await passwordGrant(
-      world,
-      c,
+      f.world,
+      f.c,
       {},
       {
-        username: world.owner.username.toUpperCase(),
-        password: world.owner.password,
+        username: f.world.owner.username.toUpperCase(),
+        password: f.world.owner.password,
       },
     );
-    expect(await introspect(world, c, access_token)).toMatchObject({ username: world.owner.username });
+    expect(await introspect(f.world, f.c, access_token)).toMatchObject({ username: f.world.owner.username });
   });
 
   it("issues tokens to any user of the service through the same client", async () => {
-    const other = await newUser(t, world.adminToken);
-    const { access_token } = await passwordGrant(world, c, {}, other);
-    expect(await introspect(world, c, access_token)).toMatchObject({
+    const other = await newUser(f.t, f.world.adminToken);
+    const { access_token } = await passwordGrant(f.world, f.c, {}, other);
+    expect(await introspect(f.world, f.c, access_token)).toMatchObject({
       active: true,
       username: other.username,
       sub: other.id,
@@ -151,17 +139,17 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
   });
 
   it("refuses a wrong password and an unknown user alike with invalid_grant", async () => {
-    const wrong = await passwordRequest(world, c, { ...credentials(), password: "not-the-password" });
+    const wrong = await passwordRequest(f.world, f.c, { ...credentials(), password: "not-the-password" });
     expect(await wire(wrong)).toEqual(BAD_CREDENTIALS);
-    const unknown = await passwordRequest(world, c, { username: "nobody-here", password: "whatever1" });
+    const unknown = await passwordRequest(f.world, f.c, { username: "nobody-here", password: "whatever1" });
     expect(await wire(unknown)).toEqual(BAD_CREDENTIALS);
   });
 
   it("refuses a disabled user with invalid_grant", async () => {
-    const disabled = await newUser(t, world.adminToken);
-    await passwordGrant(world, c, {}, disabled);
-    await t.app.deps.database.raw("update users set disabled_at = now() where id = $1", [disabled.id]);
-    const response = await passwordRequest(world, c, {
+    const disabled = await newUser(f.t, f.world.adminToken);
+    await passwordGrant(f.world, f.c, {}, disabled);
+    await f.t.app.deps.database.raw("update users set disabled_at = now() where id = $1", [disabled.id]);
+    const response = await passwordRequest(f.world, f.c, {
       username: disabled.username,
       password: disabled.password,
     });
@@ -169,9 +157,9 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
   });
 
   it("surfaces invalid_grant to oauth4webapi as a ResponseBodyError", async () => {
-    const response = await passwordRequest(world, c, { ...credentials(), password: "not-the-password" });
+    const response = await passwordRequest(f.world, f.c, { ...credentials(), password: "not-the-password" });
     await expect(
-      oauth.processGenericTokenEndpointResponse(world.as, c.client, response),
+      oauth.processGenericTokenEndpointResponse(f.world.as, f.c.client, response),
     ).rejects.toMatchObject({
       code: oauth.RESPONSE_BODY_ERROR,
       status: 400,
@@ -184,22 +172,22 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
     ["username", { password: "whatever1" }],
     ["password", { username: "someone" }],
   ])("refuses a request without %s with invalid_request", async (name, params) => {
-    const response = await passwordRequest(world, c, params);
+    const response = await passwordRequest(f.world, f.c, params);
     expect(await wire(response)).toEqual(
       oauthError(400, "invalid_request", `the ${name} parameter is missing`),
     );
   });
 
   it("refuses a key that does not allow the password grant (the default) with unauthorized_client", async () => {
-    const defaults = await newClient(world, { grantTypes: ["client_credentials", "refresh_token"] });
-    const response = await passwordRequest(world, defaults, credentials());
+    const defaults = await newClient(f.world, { grantTypes: ["client_credentials", "refresh_token"] });
+    const response = await passwordRequest(f.world, defaults, credentials());
     expect(await wire(response)).toEqual(
       oauthError(400, "unauthorized_client", "the client is not allowed the password grant"),
     );
   });
 
   it("refuses a scope outside the key's scopes with invalid_scope, before checking the password", async () => {
-    const response = await passwordRequest(world, c, { ...credentials(), scope: "read admin" });
+    const response = await passwordRequest(f.world, f.c, { ...credentials(), scope: "read admin" });
     expect(await wire(response)).toEqual(
       oauthError(400, "invalid_scope", 'the scope "admin" is not available to this client'),
     );
