@@ -34,9 +34,8 @@ import {
   hashTokenValue,
   mintTokenValue,
   parseTokenValue,
-  sameValue,
   TOKEN_PREFIXES,
-  verifyTokenValue,
+  VerifiedValues,
 } from "./token-value.js";
 import { isUniqueViolation, parseInput } from "./validation.js";
 import { type Auth, requireViewer } from "./viewer.js";
@@ -368,20 +367,8 @@ export interface AuthenticatedClient {
   readonly ownerDomain: string;
 }
 
-/**
- * The secret that last verified against each cached client record: a client's next request
- * compares strings in constant time instead of computing the keyed hash again. It lives as long
- * as the cached record, which key events, rotation and the cache lifetime replace.
- */
-const verifiedSecrets = new WeakMap<ClientRecord, string>();
-
-function secretMatches(deps: Deps, record: ClientRecord, secret: string): boolean {
-  const known = verifiedSecrets.get(record);
-  if (known !== undefined && sameValue(known, secret)) return true;
-  if (!verifyTokenValue(deps.secrets.tokenHashKey, secret, record.secret.secretHash)) return false;
-  verifiedSecrets.set(record, secret);
-  return true;
-}
+/** Cached clients' verified secrets: a client's next request needs no keyed hash. */
+const verifiedSecrets = new VerifiedValues<ClientRecord>();
 
 /**
  * Authenticates a client by consumer key and secret: one indexed read, a keyed-hash comparison
@@ -397,7 +384,9 @@ export async function authenticateClient(
   if (!parsed) return null;
   const row = await lookupClient(deps, parsed.id);
   if (row && row.key.consumerKey !== clientId) return null;
-  if (!row || !secretMatches(deps, row, secret)) return null;
+  if (!row || !verifiedSecrets.verify(deps.secrets.tokenHashKey, row, secret, row.secret.secretHash)) {
+    return null;
+  }
   const now = new Date();
   if (row.secret.revokedAt || (row.secret.expiresAt && row.secret.expiresAt <= now)) return null;
   // Disabling the owner revoked its applications' tokens; its clients must not mint new ones.

@@ -8,13 +8,8 @@ import {
   users,
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import {
-  idOfShapedValue,
-  parseTokenValue,
-  sameValue,
-  TOKEN_PREFIXES,
-  verifyTokenValue,
-} from "./token-value.js";
+import { accessTokenIdOf } from "./token.js";
+import { idOfShapedValue, parseTokenValue, TOKEN_PREFIXES, VerifiedValues } from "./token-value.js";
 import { ValidationCache } from "./validation-cache.js";
 
 /** What a gateway forwards about the call it is about to make. */
@@ -85,28 +80,14 @@ const forbidden = (description: string): GatewayDecision => ({
  */
 export function createGatewayCheck(deps: Deps) {
   const cache = new ValidationCache(deps, (id) => loadGrant(deps, id));
-  // The value that last verified against each cached grant's hash: the next call with the same
-  // value compares strings (constant time) instead of computing the HMAC again. Lives exactly as
-  // long as the grant object, which the cache drops on revocation, expiry or reload.
-  const verified = new WeakMap<TokenGrant, string>();
-
-  /** True when `value` is the one that last verified against this grant. */
-  function alreadyVerified(grant: TokenGrant, value: string): boolean {
-    const known = verified.get(grant);
-    return known !== undefined && sameValue(known, value);
-  }
-
-  function matches(grant: TokenGrant, value: string): boolean {
-    if (alreadyVerified(grant, value)) return true;
-    if (!verifyTokenValue(deps.secrets.tokenHashKey, value, grant.tokenHash)) return false;
-    verified.set(grant, value);
-    return true;
-  }
+  const verified = new VerifiedValues<TokenGrant>();
+  const matches = (grant: TokenGrant, value: string) =>
+    verified.verify(deps.secrets.tokenHashKey, grant, value, grant.tokenHash);
 
   async function check(request: GatewayRequest): Promise<GatewayDecision> {
     const value = bearerValue(request);
     if (typeof value !== "string") return value;
-    const id = await tokenIdOf(deps, value);
+    const id = await accessTokenIdOf(deps, value);
     if (!id) return unauthorized("the token is malformed or not issued here");
     return decide(await cache.get(id), value, request);
   }
@@ -125,7 +106,7 @@ export function createGatewayCheck(deps: Deps) {
     if (!id) return unauthorized("the token is malformed or not issued here");
     const grant = cache.peek(id);
     // A value equal to one already verified needs no checksum; any other must pass it first.
-    if (grant && alreadyVerified(grant, value)) return decide(grant, value, request, true);
+    if (grant && verified.known(grant, value)) return decide(grant, value, request, true);
     if (!parseTokenValue(value, TOKEN_PREFIXES.accessToken)) {
       return unauthorized("the token is malformed or not issued here");
     }
@@ -156,15 +137,6 @@ function bearerValue(request: GatewayRequest): string | GatewayDecision {
   return (
     BEARER.exec(request.authorization)?.[1] ?? unauthorized("the Authorization header is not a bearer token")
   );
-}
-
-/** The row id an access token names: from an opaque value without I/O, from a JWT by signature. */
-async function tokenIdOf(deps: Deps, value: string): Promise<string | null> {
-  if (value.startsWith(`${TOKEN_PREFIXES.accessToken}_`))
-    return parseTokenValue(value, TOKEN_PREFIXES.accessToken)?.id ?? null;
-  if (value.split(".").length !== 3 || value.length > 8192) return null;
-  const payload = await deps.signer.verifyAccessToken(value);
-  return typeof payload?.jti === "string" ? payload.jti : null;
 }
 
 /**

@@ -76,3 +76,27 @@ export function verifyTokenValue(key: Buffer, value: string, storedHash: string)
   const expected = Buffer.from(storedHash, "base64url");
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
+
+/**
+ * The value that last verified against each cached record's stored hash: the record's next
+ * request with the same value is recognised by a constant-time comparison instead of another
+ * keyed hash. A value lives exactly as long as its record, which the caches replace on
+ * revocation, rotation or expiry.
+ */
+export class VerifiedValues<K extends object> {
+  private readonly values = new WeakMap<K, string>();
+
+  /** True when `value` is the one that last verified for `record` (no hashing). */
+  known(record: K, value: string): boolean {
+    const known = this.values.get(record);
+    return known !== undefined && sameValue(known, value);
+  }
+
+  /** Whether `value` matches `storedHash`: recognised, or verified and then remembered. */
+  verify(key: Buffer, record: K, value: string, storedHash: string): boolean {
+    if (this.known(record, value)) return true;
+    if (!verifyTokenValue(key, value, storedHash)) return false;
+    this.values.set(record, value);
+    return true;
+  }
+}

@@ -91,35 +91,42 @@ const JSON_BODY = { "content-type": "application/json; charset=utf-8" };
 const one = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 function send(reply: FastifyReply, decision: GatewayDecision) {
-  const { status, headers, body } = responseOf(decision);
-  reply.code(status).headers(headers);
-  if (body === undefined) return reply.send();
-  return reply.type(JSON_BODY["content-type"]).send(body);
+  const { status, headers, body } = wireResponseOf(decision);
+  return reply.code(status).headers(headers).send(body);
 }
 
-/** Responses of the decisions the gateway reuses (each grant's 200), built once. */
-const wireResponses = new WeakMap<GatewayDecision, DecisionResponse>();
+/** Each grant's 200, built once (refusals are built per request: they are rarely repeated). */
+const allowedResponses = new WeakMap<GatewayDecision, DecisionResponse>();
 
-/** The response as the hot path writes it: with its content type and length. */
+/** The response to write for a decision: status, headers (with type and length) and body. */
 function wireResponseOf(decision: GatewayDecision): DecisionResponse {
-  let wire = wireResponses.get(decision);
-  if (!wire) {
-    const { status, headers, body } = responseOf(decision);
-    wire = {
-      status,
-      headers:
-        body === undefined
-          ? { ...headers, "content-length": "0" }
-          : { ...headers, ...JSON_BODY, "content-length": String(Buffer.byteLength(body)) },
-      ...(body === undefined ? {} : { body }),
+  if (decision.status !== 200) return withBody(refusalOf(decision));
+  let allowed = allowedResponses.get(decision);
+  if (!allowed) {
+    allowed = {
+      status: 200,
+      headers: { ...NO_STORE, ...decision.headers, "content-length": "0" },
     };
-    wireResponses.set(decision, wire);
+    allowedResponses.set(decision, allowed);
   }
-  return wire;
+  return allowed;
 }
 
-function responseOf(decision: GatewayDecision): DecisionResponse {
-  if (decision.status === 200) return { status: 200, headers: { ...NO_STORE, ...decision.headers } };
+const withBody = ({
+  status,
+  headers,
+  body,
+}: {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}) => ({
+  status,
+  headers: { ...headers, ...JSON_BODY, "content-length": String(Buffer.byteLength(body)) },
+  body,
+});
+
+function refusalOf(decision: Exclude<GatewayDecision, { status: 200 }>) {
   if (decision.status === 401) {
     // RFC 6750 §3.1: no error code when the request carried no token at all.
     const challenge = decision.error

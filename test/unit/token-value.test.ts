@@ -7,6 +7,7 @@ import {
   parseTokenValue,
   sameValue,
   TOKEN_PREFIXES,
+  VerifiedValues,
   verifyTokenValue,
 } from "../../src/domain/token-value.js";
 
@@ -72,5 +73,24 @@ describe("idOfShapedValue", () => {
     expect(idOfShapedValue(value, "tmrt")).toBeNull();
     expect(idOfShapedValue(value.slice(1), "tmat")).toBeNull();
     expect(idOfShapedValue(value.toUpperCase(), "tmat")).toBeNull();
+  });
+});
+
+describe("VerifiedValues", () => {
+  it("remembers per record the value that verified, and never another value", () => {
+    const verified = new VerifiedValues<object>();
+    const { id, value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    const forged = mintTokenValue(TOKEN_PREFIXES.accessToken, id).value;
+    const record = {};
+    const hash = hashTokenValue(key, value);
+    expect(verified.known(record, value)).toBe(false);
+    expect(verified.verify(key, record, forged, hash)).toBe(false);
+    expect(verified.known(record, forged)).toBe(false);
+    expect(verified.verify(key, record, value, hash)).toBe(true);
+    expect(verified.known(record, value)).toBe(true);
+    expect(verified.known({}, value)).toBe(false);
+    // Recognised without the hash: even a wrong stored hash no longer matters for this record.
+    expect(verified.verify(key, record, value, "not-the-hash")).toBe(true);
+    expect(verified.verify(key, record, forged, hash)).toBe(false);
   });
 });
