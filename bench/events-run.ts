@@ -42,7 +42,6 @@ import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import postgres from "postgres";
 import { pinning, ServerChild } from "./children.js";
 import { waitForQuiet } from "./cpu.js";
 import type { EventsClientsApi } from "./events-clients.js";
@@ -63,6 +62,7 @@ import {
 import type { EventsServerApi } from "./events-server.js";
 import { commandLine, postgresVersion } from "./meta.js";
 import { provisionClient } from "./provision.js";
+import { createDatabase, serviceEnv } from "./servers.js";
 import {
   LOAD_CORE as CLIENT_CORE,
   Findings,
@@ -235,28 +235,6 @@ interface Ours {
   readonly client: { clientId: string; clientSecret: string };
 }
 
-async function createDatabase(): Promise<string> {
-  const name = `tm_bench_events_${randomBytes(6).toString("hex")}`;
-  const connect = () => postgres(s.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
-  onTeardown(`drop database ${name}`, async () => {
-    const sql = connect();
-    try {
-      await sql.unsafe(`drop database if exists ${name} with (force)`);
-    } finally {
-      await sql.end({ timeout: 5 });
-    }
-  });
-  const sql = connect();
-  try {
-    await sql.unsafe(`create database ${name}`);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-  const url = new URL(s.databaseUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 async function login(url: string, admin: { username: string; password: string }): Promise<string> {
   const response = await fetch(`${url}/graphql`, {
     method: "POST",
@@ -279,24 +257,11 @@ async function startOurs(target: Target): Promise<Ours> {
   const admin = { username: "admin", password: randomBytes(18).toString("base64url") };
   const dataDir = await mkdtemp(join(tmpdir(), "tm-bench-events-"));
   onTeardown(`remove ${dataDir}`, () => rm(dataDir, { recursive: true, force: true }));
-  const url = target === "postgres" ? await createDatabase() : undefined;
+  const url = target === "postgres" ? await createDatabase("tm_bench_events") : undefined;
   const server = await ServerChild.start(TARGET_LABEL[target], "./events-server.ts", {
     core: SERVER_CORE,
     nodeArgs: ["--expose-gc", ...(shared.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${shared.cpuProf}`] : [])],
-    env: {
-      PATH: env.PATH,
-      HOME: env.HOME,
-      NODE_ENV: "production",
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "warn",
-      DATA_DIR: dataDir,
-      ...(url ? { DATABASE_URL: url } : {}),
-      ADMIN_USERNAME: admin.username,
-      ADMIN_PASSWORD: admin.password,
-      TOKEN_HASH_KEY: randomBytes(32).toString("hex"),
-      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString("hex")}`,
-    },
+    env: serviceEnv({ dataDir, url, admin }),
   });
   onTeardown(`stop ${server.name}`, () => server.stop());
   const adminToken = await login(server.url, admin);

@@ -37,31 +37,42 @@ export async function startOurs(
   const server = await ServerChild.start(label, "./token-server.ts", {
     core: SERVER_CORE,
     nodeArgs: settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProf}`] : [],
-    // A clean environment: only what the benchmark means to set reaches the service.
-    env: {
-      PATH: env.PATH,
-      HOME: env.HOME,
-      NODE_ENV: "production",
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "warn",
-      DATA_DIR: dataDir,
-      ...(url ? { DATABASE_URL: url } : {}),
-      ADMIN_USERNAME: admin.username,
-      ADMIN_PASSWORD: admin.password,
-      // Service secrets from the environment, as in production (no generated-secrets warning).
-      TOKEN_HASH_KEY: randomBytes(32).toString("hex"),
-      TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString("hex")}`,
-    },
+    env: serviceEnv({ dataDir, url, admin }),
   });
   onTeardown(`stop ${server.name}`, () => server.stop());
   const client = await provisionClient(server.url, admin, provision);
   return { target, server, client, database: url ? { url } : { dataDir } };
 }
 
+/**
+ * The service's environment in a benchmark: a clean one, so that only what the benchmark means
+ * to set reaches the service, with service secrets given as in production.
+ */
+export function serviceEnv(options: {
+  dataDir: string;
+  url: string | undefined;
+  admin: { username: string; password: string };
+}): Record<string, string | undefined> {
+  return {
+    PATH: env.PATH,
+    HOME: env.HOME,
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "warn",
+    DATA_DIR: options.dataDir,
+    ...(options.url ? { DATABASE_URL: options.url } : {}),
+    ADMIN_USERNAME: options.admin.username,
+    ADMIN_PASSWORD: options.admin.password,
+    // Service secrets from the environment, as in production (no generated-secrets warning).
+    TOKEN_HASH_KEY: randomBytes(32).toString("hex"),
+    TOKEN_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString("hex")}`,
+  };
+}
+
 /** A database of its own on the PostgreSQL server, dropped at the end. */
-async function createDatabase(): Promise<string> {
-  const name = `tm_bench_${randomBytes(6).toString("hex")}`;
+export async function createDatabase(prefix = "tm_bench"): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
   // Registered first: a signal arriving during the creation still drops it ("if exists").
   onTeardown(`drop database ${name}`, async () => {
     const sql = postgres(settings.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
