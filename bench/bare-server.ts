@@ -6,9 +6,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ChildMessage } from "./children.js";
-
-const send = (message: ChildMessage) => process.send?.(message);
+import { serveAsChild } from "./child-server.js";
 
 async function start(): Promise<Server> {
   if (process.env.BENCH_BARE === "fastify") {
@@ -31,20 +29,4 @@ async function start(): Promise<Server> {
 const server = await start();
 const { port } = server.address() as AddressInfo;
 
-let stopping = false;
-function stop(code: number): void {
-  if (stopping) return;
-  stopping = true;
-  setTimeout(() => process.exit(1), 10_000).unref();
-  server.closeAllConnections();
-  server.close(() => process.exit(code));
-}
-process.on("message", (message: { type: string }) => {
-  if (message.type === "stop") stop(0);
-  if (message.type === "counts") send({ type: "error", message: "a bare server stores nothing to count" });
-});
-process.on("disconnect", () => stop(1));
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
-
-send({ type: "ready", url: `http://127.0.0.1:${port}` });
+serveAsChild(server, `http://127.0.0.1:${port}`, "a bare server");

@@ -8,9 +8,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ChildMessage } from "./children.js";
-
-const send = (message: ChildMessage) => process.send?.(message);
+import { serveAsChild } from "./child-server.js";
 
 const clientId = process.env.BENCH_CLIENT_ID;
 const clientSecret = process.env.BENCH_CLIENT_SECRET;
@@ -67,20 +65,4 @@ const provider = new Provider(issuer, {
 });
 server.on("request", provider.callback());
 
-let stopping = false;
-function stop(code: number): void {
-  if (stopping) return;
-  stopping = true;
-  setTimeout(() => process.exit(1), 10_000).unref();
-  server.closeAllConnections();
-  server.close(() => process.exit(code));
-}
-process.on("message", (message: { type: string }) => {
-  if (message.type === "stop") stop(0);
-  if (message.type === "counts") send({ type: "error", message: "the peer stores nothing to count" });
-});
-process.on("disconnect", () => stop(1));
-process.on("SIGTERM", () => stop(0));
-process.on("SIGINT", () => stop(0));
-
-send({ type: "ready", url: issuer });
+serveAsChild(server, issuer, "the peer");
