@@ -19,13 +19,22 @@ export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0] | Db;
 export interface Database {
   readonly db: Db;
   readonly driver: "pglite" | "postgres";
+  /**
+   * True when every listener lives in this process (PGlite): a statement may announce its rows
+   * itself (`PreparedOptions.announce`) instead of NOTIFYing them.
+   */
+  readonly announcesInProcess: boolean;
   /** Runs a raw SQL text and returns its rows (health checks, partitions, advisory locks). */
   raw<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /**
    * Like `raw`, for a statement run very often with a fixed text: prepared once per connection.
    * Not counted by `onQuery` (it bypasses drizzle); callers report it themselves.
    */
-  prepared<T = Record<string, unknown>>(text: string, params: unknown[]): Promise<T[]>;
+  prepared<T = Record<string, unknown>>(
+    text: string,
+    params: unknown[],
+    options?: PreparedOptions,
+  ): Promise<T[]>;
   /**
    * LISTEN on a channel: `onNotify` gets each committed NOTIFY payload; `onListen` runs whenever
    * the listening connection is (re)established. Returns the function that stops listening.
@@ -36,6 +45,16 @@ export interface Database {
     onListen?: () => void,
   ): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface PreparedOptions {
+  /**
+   * PGlite only (`announcesInProcess`): each returned row's `notice` column is handed to this
+   * channel's listeners, in row order, inside the statement's lock, right after it committed:
+   * what a NOTIFY from the statement would deliver, without PostgreSQL's notification queue.
+   * No other statement's notifications can come in between, so commit order is kept.
+   */
+  readonly announce?: string;
 }
 
 export interface OpenDatabaseOptions {
@@ -66,15 +85,22 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
   const client = await PGlite.create(dir);
   const db = drizzlePglite({ client, schema, logger }) as unknown as Db;
   await migratePglite(db as never, { migrationsFolder });
+  const listeners = new Map<string, Set<(payload: string) => void>>();
   return {
     db,
     driver: "pglite",
+    announcesInProcess: true,
     raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
-    prepared: preparedOn(client),
+    prepared: preparedOn(client, listeners),
     listen: async (channel, onNotify, onListen) => {
       const stop = await client.listen(channel, onNotify);
+      const local = listeners.get(channel) ?? new Set();
+      listeners.set(channel, local.add(onNotify));
       onListen?.();
-      return () => stop();
+      return async () => {
+        local.delete(onNotify);
+        await stop();
+      };
     },
     close: () => client.close(),
   };
@@ -86,13 +112,13 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
  * and described once, then each call is one Bind/Execute/Sync exchange, and PostgreSQL's plan
  * cache spares the planning too. Same locks as `query`, so never inside an open transaction.
  */
-function preparedOn(client: PGlite) {
+function preparedOn(client: PGlite, listeners: ReadonlyMap<string, ReadonlySet<(payload: string) => void>>) {
   type BackendMessage = Awaited<ReturnType<PGlite["execProtocol"]>>["messages"][number];
   const statements = new Map<string, { name: string; paramTypes: number[]; rows: BackendMessage[] }>();
   const exchange = async (messages: Uint8Array[], syncToFs = true) =>
     (await client.execProtocol(Buffer.concat([...messages, protocol.serialize.sync()]), { syncToFs }))
       .messages;
-  return <T>(text: string, params: unknown[]): Promise<T[]> =>
+  return <T>(text: string, params: unknown[], options?: PreparedOptions): Promise<T[]> =>
     client._runExclusiveTransaction(() =>
       client._runExclusiveQuery(async () => {
         let statement = statements.get(text);
@@ -120,7 +146,19 @@ function preparedOn(client: PGlite) {
           protocol.serialize.bind({ statement: statement.name, values: values as string[] }),
           protocol.serialize.execute({}),
         ]);
-        return (parse.parseResults([...statement.rows, ...messages], client.parsers)[0]?.rows ?? []) as T[];
+        const rows = (parse.parseResults([...statement.rows, ...messages], client.parsers)[0]?.rows ??
+          []) as T[];
+        const announced = options?.announce === undefined ? undefined : listeners.get(options.announce);
+        if (announced)
+          for (const row of rows as { notice: string }[])
+            for (const listener of announced) {
+              try {
+                listener(row.notice);
+              } catch {
+                // The statement committed: a listener's failure is its own (the bus logs its own).
+              }
+            }
+        return rows;
       }),
     );
 }
@@ -138,6 +176,7 @@ async function openPostgres(url: string, logger: DrizzleLogger | undefined): Pro
     driver: "postgres",
     raw: async <T>(text: string, params?: unknown[]) =>
       (await sql.unsafe(text, (params ?? []) as never[])) as unknown as T[],
+    announcesInProcess: false,
     prepared: async <T>(text: string, params: unknown[]) =>
       (await sql.unsafe(text, params as never[], { prepare: true })) as unknown as T[],
     listen: async (channel, onNotify, onListen) => {

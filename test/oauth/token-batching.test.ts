@@ -2,7 +2,12 @@ import { connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { prepareAccessToken } from "../../src/domain/token.js";
 import { TokenWriter } from "../../src/domain/token-writer.js";
-import { clientCredentialsRequest, type TestClient, useOAuthWorld } from "../support/oauth.js";
+import {
+  clientCredentials,
+  clientCredentialsRequest,
+  type TestClient,
+  useOAuthWorld,
+} from "../support/oauth.js";
 
 /**
  * Group commit on the token endpoint's hot path: tokens requested together are written together,
@@ -88,6 +93,39 @@ describe("POST /token under concurrency", () => {
     );
     expect(events).toHaveLength(24);
     expect(events.every((e) => e.n === 1)).toBe(true);
+  });
+
+  it("announces each batched token's ISSUED event once, in commit order with other statements' events", async () => {
+    const revoked = await clientCredentials(f.world, f.c);
+    const heard: { id: number; type: string; token_id: string | null }[] = [];
+    const stop = f.t.app.deps.bus.subscribe((event) => heard.push(event));
+    try {
+      const basic = Buffer.from(
+        `${encodeURIComponent(f.c.clientId)}:${encodeURIComponent(f.c.secret)}`,
+      ).toString("base64");
+      // A revocation (its own statement and NOTIFY) races the batch.
+      const [answers, revocation] = await Promise.all([
+        simultaneousTokenRequests(f.c, 24),
+        fetch(`${f.t.url}/revoke`, {
+          method: "POST",
+          headers: { authorization: `Basic ${basic}`, "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ token: revoked.access_token }),
+        }),
+      ]);
+      expect(revocation.status).toBe(200);
+      await f.t.app.deps.bus.sync();
+      const ids = answers.map((a) => uuidOf(JSON.parse(a.body).access_token as string));
+      const issued = heard.filter((e) => e.type === "ISSUED" && ids.includes(e.token_id as string));
+      expect(issued.map((e) => e.token_id).sort()).toEqual([...ids].sort());
+      expect(heard.filter((e) => e.type === "REVOKED").map((e) => e.token_id)).toEqual([
+        uuidOf(revoked.access_token),
+      ]);
+      // Event ids are the subscription cursor: heard in strictly increasing order.
+      expect(heard.map((e) => e.id)).toEqual([...heard.map((e) => e.id)].sort((x, y) => x - y));
+      expect(new Set(heard.map((e) => e.id)).size).toBe(heard.length);
+    } finally {
+      stop();
+    }
   });
 });
 
