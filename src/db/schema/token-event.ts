@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { bigserial, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { keyType, tokenKind } from "./enums.js";
 
@@ -52,7 +53,14 @@ export const tokenEvents = pgTable(
     actorId: uuid("actor_id"),
     details: jsonb("details").$type<Record<string, unknown>>(),
   },
-  (t) => [index().on(t.applicationId, t.id), index().on(t.userId, t.id), index().on(t.tokenId)],
+  (t) => [
+    index().on(t.applicationId, t.id),
+    // Events of application tokens have no user: only user events are indexed by user.
+    index()
+      .on(t.userId, t.id)
+      .where(sql`${t.userId} is not null`),
+    index().on(t.tokenId),
+  ],
 );
 
 export type TokenEventRow = typeof tokenEvents.$inferSelect;

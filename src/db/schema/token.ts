@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import { index, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
-import { applications } from "./application.js";
 import { applicationKeys } from "./application-key.js";
 import { keyType, tokenFormat, tokenKind } from "./enums.js";
 import { users } from "./user.js";
@@ -20,7 +19,12 @@ export const accessTokens = pgTable(
     format: tokenFormat("format").notNull().default("OPAQUE"),
     /** The OAuth client that holds the token (a consumer key, or `console` for the built-in client). */
     clientId: text("client_id").notNull(),
-    applicationId: uuid("application_id").references(() => applications.id, { onDelete: "cascade" }),
+    /**
+     * Set with `applicationKeyId`, whose key belongs to it. No foreign key of its own: the key's
+     * (cascading from the application through its keys) already removes the row with the
+     * application, and one check per inserted token is enough on the hottest write there is.
+     */
+    applicationId: uuid("application_id"),
     applicationKeyId: uuid("application_key_id").references(() => applicationKeys.id, {
       onDelete: "cascade",
     }),
@@ -45,7 +49,10 @@ export const accessTokens = pgTable(
     primaryKey({ columns: [t.id, t.userStoreDomain] }),
     // Lookups by id alone use the primary key, whose index leads with id.
     index("access_tokens_application_key_idx").on(t.applicationKeyId),
-    index("access_tokens_user_idx").on(t.userId),
+    // Application tokens have no user: only user tokens are indexed by user.
+    index("access_tokens_user_idx")
+      .on(t.userId)
+      .where(sql`${t.userId} is not null`),
     index("access_tokens_expires_at_idx").on(t.expiresAt),
     // The sweeper's work list: expiring tokens not yet announced.
     index("access_tokens_unannounced_expiry_idx")
