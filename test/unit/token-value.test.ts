@@ -22,6 +22,22 @@ describe("token values", () => {
     expect(parseTokenValue(a.value, "tmat")).toEqual({ id: a.id });
   });
 
+  it("never repeats a secret part across refills of its random pool", () => {
+    // 1,000 values span several 4 KiB draws: every secret distinct, none all zeros (a used slice).
+    const secrets = Array.from({ length: 1000 }, () =>
+      mintTokenValue(TOKEN_PREFIXES.accessToken).value.slice(38, 102),
+    );
+    expect(new Set(secrets).size).toBe(1000);
+    expect(secrets.filter((s) => /^0+$/.test(s))).toEqual([]);
+    expect(secrets.every((s) => /^[0-9a-f]{64}$/.test(s))).toBe(true);
+  });
+
+  it("hashes with the key's bytes, whichever Buffer holds them", () => {
+    const value = mintTokenValue(TOKEN_PREFIXES.accessToken).value;
+    expect(hashTokenValue(Buffer.from(key), value)).toBe(hashTokenValue(key, value));
+    expect(hashTokenValue(randomBytes(32), value)).not.toBe(hashTokenValue(key, value));
+  });
+
   it("rejects a value of another kind", () => {
     const refresh = mintTokenValue(TOKEN_PREFIXES.refreshToken);
     expect(parseTokenValue(refresh.value, "tmat")).toBeNull();
