@@ -46,6 +46,7 @@ const schema = z.object({
     .int()
     .positive()
     .default(1024 * 1024),
+  EVENT_SLOW_CONSUMER_GRACE_MS: z.coerce.number().int().min(0).default(2000),
   EXPIRING_SOON_WARNING: z.coerce.number().int().min(0).default(300),
   TOKEN_RETENTION: z.coerce
     .number()
@@ -103,6 +104,7 @@ export interface Config {
    * off as too slow: bursts are judged by what the socket cannot flush, not by their size.
    */
   readonly eventSendBufferLimit: number;
+  readonly eventSlowConsumerGraceMs: number;
   /** Seconds before expiry that EXPIRING_SOON is sent (0 = never). */
   readonly expiringSoonWarning: number;
   /** Seconds expired and revoked token rows are kept before the sweeper purges them (events stay). */
@@ -172,6 +174,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     eventHeartbeatMs: e.EVENT_HEARTBEAT_MS,
     eventQueueLimit: e.EVENT_QUEUE_LIMIT,
     eventSendBufferLimit: e.EVENT_SEND_BUFFER_LIMIT,
+    eventSlowConsumerGraceMs: e.EVENT_SLOW_CONSUMER_GRACE_MS,
     expiringSoonWarning: e.EXPIRING_SOON_WARNING,
     tokenRetention: e.TOKEN_RETENTION,
     gateway: Object.freeze({

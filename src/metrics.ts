@@ -35,7 +35,7 @@ export function createMetrics() {
     }),
     slowConsumers: new Counter({
       name: "token_manager_slow_consumers_total",
-      help: "Subscribers disconnected as too slow: their socket held more than EVENT_SEND_BUFFER_LIMIT unsent bytes, or EVENT_QUEUE_LIMIT events waited for them.",
+      help: "Subscribers disconnected as too slow: their socket held more than EVENT_SEND_BUFFER_LIMIT unsent bytes for EVENT_SLOW_CONSUMER_GRACE_MS (or 8 times as many at once), or EVENT_QUEUE_LIMIT events waited for them.",
       registers: [registry],
     }),
     sweeperLag: new Gauge({

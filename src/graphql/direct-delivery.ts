@@ -11,11 +11,17 @@ export interface Outlet {
   /** The TCP connection under `socket`. */
   readonly connection: Duplex;
   readonly id: string;
-  /** Unsent bytes beyond which the subscriber counts as too slow (its stream then ends). */
+  /**
+   * Unsent bytes beyond which, for `slowGraceMs` on end (or at once beyond 8 times as many), the
+   * subscriber counts as too slow (its stream then ends).
+   */
   readonly sendBufferLimit: number;
+  readonly slowGraceMs: number;
 }
 
 const SEND_OPTIONS = { binary: false } as const;
+/** Unsent bytes beyond this many times the limit end a subscriber at once, whatever the grace. */
+const HARD_LIMIT_FACTOR = 8;
 const DONE = Object.freeze({ value: undefined, done: true } as const);
 
 /** graphql-ws's `next` payload: the result with its errors (if any) after the data, as JSON. */
@@ -40,6 +46,8 @@ function payloadOf(shared: Shared): string {
 export class DirectDelivery implements AsyncGenerator<ExecutionResult> {
   private readonly prefix: string;
   private ended = false;
+  /** Since when (performance.now()) the socket has held more than the limit unsent, if it does. */
+  private overSince: number | undefined;
   /** Sends waiting for an asynchronous result: later ones queue behind them. */
   private waiting: Promise<unknown> | undefined;
   private readonly finished: Promise<unknown>;
@@ -95,7 +103,23 @@ export class DirectDelivery implements AsyncGenerator<ExecutionResult> {
       sent.then(settled, settled);
     }
     // Judged by what the client left unread before this burst: never by a burst's size.
-    return corkForBurst(connection, socket) <= sendBufferLimit;
+    return this.keepsUp(corkForBurst(connection, socket), sendBufferLimit);
+  }
+
+  /**
+   * Over the limit is a warning, not a verdict: the server itself may have been unable to write
+   * (embedded PGlite blocks the event loop through a long statement) and then released a backlog
+   * at once. Still over it `slowGraceMs` later, or far over it, the client is too slow.
+   */
+  private keepsUp(unsent: number, limit: number): boolean {
+    if (unsent <= limit) {
+      this.overSince = undefined;
+      return true;
+    }
+    if (unsent > limit * HARD_LIMIT_FACTOR) return false;
+    const now = performance.now();
+    this.overSince ??= now;
+    return now - this.overSince < this.outlet.slowGraceMs;
   }
 
   private send(shared: Shared): void {

@@ -85,6 +85,7 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
                     connection: ctx.extra.request.socket,
                     id,
                     sendBufferLimit: deps.config.eventSendBufferLimit,
+                    slowGraceMs: deps.config.eventSlowConsumerGraceMs,
                   },
                 }
               : {}),
