@@ -153,6 +153,17 @@ export async function purgeTokens(deps: Deps): Promise<number> {
   return purged.length;
 }
 
+/**
+ * Lets the event loop turn between the sweeper's statements, then settles with `value`: on
+ * embedded PGlite a chain of statements runs without one (each answers synchronously), so a long
+ * sweep would otherwise hold back every socket, the events it announced among them.
+ */
+async function nextTurn<T = void>(value?: Promise<T>): Promise<T> {
+  const result = (await value) as T;
+  await new Promise((resolve) => setImmediate(resolve));
+  return result;
+}
+
 /** One sweep: every job, each in batches until its work is done. */
 export async function sweep(deps: Deps): Promise<SweepResult> {
   const result: SweepResult = { expired: 0, expiringSoon: 0, graceEnded: 0, purged: 0, lag: 0 };
@@ -161,10 +172,11 @@ export async function sweep(deps: Deps): Promise<SweepResult> {
     result.expired += count;
     result.lag = Math.max(result.lag, lag);
     if (count < BATCH) break;
+    await nextTurn();
   }
-  for (let n = BATCH; n === BATCH; result.expiringSoon += n) n = await announceExpiringSoon(deps);
-  for (let n = BATCH; n === BATCH; result.graceEnded += n) n = await endGracePeriods(deps);
-  for (let n = BATCH; n === BATCH; result.purged += n) n = await purgeTokens(deps);
+  for (let n = BATCH; n === BATCH; result.expiringSoon += n) n = await nextTurn(announceExpiringSoon(deps));
+  for (let n = BATCH; n === BATCH; result.graceEnded += n) n = await nextTurn(endGracePeriods(deps));
+  for (let n = BATCH; n === BATCH; result.purged += n) n = await nextTurn(purgeTokens(deps));
   await clearExpiredRetryPairs(deps);
   return result;
 }

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { sweep } from "../../src/domain/sweeper.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import {
   disposeCollectors,
@@ -147,5 +148,35 @@ describe("slow consumers", () => {
     expect(fast.events.length).toBe(BURST);
     expect(hubSubscribers(t)).toBe(1);
     expect((await scrapeMetrics(t)).samples.get("token_manager_slow_consumers_total")).toBe(before);
+  });
+
+  it("lets the event loop turn between a sweep's statements, so sockets drain while it works", async () => {
+    const client = await newClient(world);
+    await t.app.deps.database.raw(
+      `insert into access_tokens (id, user_store_domain, kind, format, client_id, application_id,
+         application_key_id, key_type, scopes, token_hash, issued_at, expires_at)
+       select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', $1, $2::uuid, $3::uuid, 'PRODUCTION',
+         '{read}', 'turns-' || i || '-' || md5(random()::text), now() - interval '1 hour',
+         now() - interval '1 second'
+       from generate_series(1, $4::int) as i`,
+      [client.clientId, client.applicationId, client.keyId, BURST],
+    );
+    // Embedded PGlite answers each statement synchronously: without a yield, a whole sweep (three
+    // batches here, then the other jobs) runs in one turn, and no socket is written meanwhile.
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns += 1;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    turns = 0;
+    await sweep(t.app.deps);
+    ticking = false;
+    expect(turns).toBeGreaterThanOrEqual(3);
+    const [left] = await t.app.deps.database.raw<{ n: number }>(
+      "select count(*)::int as n from access_tokens where token_hash like 'turns-%' and expired_notified_at is null",
+    );
+    expect(left?.n).toBe(0);
   });
 });
