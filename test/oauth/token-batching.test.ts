@@ -5,6 +5,7 @@ import { TokenWriter } from "../../src/domain/token-writer.js";
 import {
   clientCredentials,
   clientCredentialsRequest,
+  newClient,
   type TestClient,
   useOAuthWorld,
 } from "../support/oauth.js";
@@ -113,6 +114,11 @@ describe("POST /token under concurrency", () => {
         }),
       ]);
       expect(revocation.status).toBe(200);
+      // PGlite announces the batch's events itself; PostgreSQL NOTIFYs them to every instance.
+      const batches = f.t.statements.filter((s) => s.includes("insert into access_tokens"));
+      expect(batches.length).toBeGreaterThan(0);
+      const notifying = f.t.app.deps.database.driver === "postgres";
+      expect(batches.every((s) => s.includes("pg_notify") === notifying)).toBe(true);
       await f.t.app.deps.bus.sync();
       const ids = answers.map((a) => uuidOf(JSON.parse(a.body).access_token as string));
       const issued = heard.filter((e) => e.type === "ISSUED" && ids.includes(e.token_id as string));
@@ -126,6 +132,21 @@ describe("POST /token under concurrency", () => {
     } finally {
       stop();
     }
+  });
+});
+
+describe("access_tokens integrity", () => {
+  it("refuses a token row whose application is not its key's", async () => {
+    const other = await newClient(f.world);
+    const insert = (applicationId: string) =>
+      f.t.app.deps.database.raw(
+        `insert into access_tokens (id, user_store_domain, kind, client_id, application_id, application_key_id,
+           key_type, token_hash) values (gen_random_uuid(), 'PRIMARY', 'APPLICATION', $1, $2::uuid, $3::uuid,
+           'PRODUCTION', 'integrity-' || md5(random()::text))`,
+        [f.c.clientId, applicationId, f.c.keyId],
+      );
+    await expect(insert(other.applicationId)).rejects.toThrow(/access_tokens_application_key_fk/);
+    await expect(insert(f.c.applicationId)).resolves.toBeDefined();
   });
 });
 

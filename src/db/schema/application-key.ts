@@ -21,7 +21,11 @@ export const applicationKeys = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [unique("application_keys_application_key_type_key").on(t.applicationId, t.keyType)],
+  (t) => [
+    unique("application_keys_application_key_type_key").on(t.applicationId, t.keyType),
+    // The target of access_tokens' (key, application) foreign key.
+    unique("application_keys_id_application_key").on(t.id, t.applicationId),
+  ],
 );
 
 /** A key may hold several secrets while clients roll over; each is stored only as a keyed hash. */
