@@ -37,7 +37,8 @@ function payloadOf(shared: Shared): string {
  * Sends each result of `source` to the outlet as a graphql-ws `next` message, synchronously as
  * the source pushes it (results that execute asynchronously keep their order; a burst's messages
  * to one socket go out in one write), and tells the source when the client is too slow: when the
- * socket still held more than `sendBufferLimit` unsent bytes as the burst began, however large
+ * socket has held more than `sendBufferLimit` unsent bytes at the start of its bursts for `slowGraceMs`
+ * (or more than 8 times as many at once), however large
  * the burst it is now being sent. As an iterator it yields
  * nothing: it ends when the source does (graphql-ws then sends `complete`) or fails with its
  * error; `return()` (the client's `complete`, the socket closed) stops sending at once, so no
@@ -48,6 +49,8 @@ export class DirectDelivery implements AsyncGenerator<ExecutionResult> {
   private ended = false;
   /** Since when (performance.now()) the socket has held more than the limit unsent, if it does. */
   private overSince: number | undefined;
+  /** Whether a `drain` listener is waiting to clear `overSince` (one at most). */
+  private drainArmed = false;
   /** Sends waiting for an asynchronous result: later ones queue behind them. */
   private waiting: Promise<unknown> | undefined;
   private readonly finished: Promise<unknown>;
@@ -118,7 +121,17 @@ export class DirectDelivery implements AsyncGenerator<ExecutionResult> {
     }
     if (unsent > limit * HARD_LIMIT_FACTOR) return false;
     const now = performance.now();
-    this.overSince ??= now;
+    if (this.overSince === undefined) {
+      this.overSince = now;
+      // Once the socket has sent everything, an earlier backlog no longer counts.
+      if (!this.drainArmed) {
+        this.drainArmed = true;
+        this.outlet.connection.once("drain", () => {
+          this.drainArmed = false;
+          this.overSince = undefined;
+        });
+      }
+    }
     return now - this.overSince < this.outlet.slowGraceMs;
   }
 

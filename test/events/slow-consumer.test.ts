@@ -173,7 +173,8 @@ describe("slow consumers", () => {
     turns = 0;
     await sweep(t.app.deps);
     ticking = false;
-    expect(turns).toBeGreaterThanOrEqual(3);
+    // At least two between the expiry batches (2,500 rows, 1,000 a batch), one after each later job.
+    expect(turns).toBeGreaterThanOrEqual(5);
     const [left] = await t.app.deps.database.raw<{ n: number }>(
       "select count(*)::int as n from access_tokens where token_hash like 'turns-%' and expired_notified_at is null",
     );

@@ -16,9 +16,16 @@ function subscription(slowGraceMs: number) {
     return: async () => ({ value: undefined, done: true as const }),
   };
   const socket = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: () => undefined };
+  let drained: (() => void) | undefined;
   const outlet = {
     socket,
-    connection: { cork: () => undefined, uncork: () => undefined },
+    connection: {
+      cork: () => undefined,
+      uncork: () => undefined,
+      once: (_event: "drain", listener: () => void) => {
+        drained = listener;
+      },
+    },
     id: "1",
     sendBufferLimit: LIMIT,
     slowGraceMs,
@@ -26,12 +33,15 @@ function subscription(slowGraceMs: number) {
   const results = { of: () => ({ result: { data: { tokenEvents: null } } }) } as unknown as SelectionResults;
   new DirectDelivery(source as never, results, outlet);
   /** One burst (a microtask turn apart from the last): the sink's verdict with `unsent` bytes waiting. */
-  return async (unsent: number) => {
+  const burst = async (unsent: number) => {
     socket.bufferedAmount = unsent;
     const keepsUp = (sink as Sink<{ id: string }>)({ id: "e" });
     await Promise.resolve(); // the burst ends
     return keepsUp;
   };
+  /** The socket sent everything it held (its `drain`). */
+  burst.drain = () => drained?.();
+  return burst;
 }
 
 describe("DirectDelivery's slow-consumer verdict", () => {
@@ -59,6 +69,17 @@ describe("DirectDelivery's slow-consumer verdict", () => {
     vi.advanceTimersByTime(1999);
     expect(await burst(2 * LIMIT)).toBe(true);
     vi.advanceTimersByTime(1);
+    expect(await burst(2 * LIMIT)).toBe(false);
+  });
+
+  it("forgets an earlier backlog once the socket drained, even with no event in between", async () => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    const burst = subscription(2000);
+    expect(await burst(2 * LIMIT)).toBe(true);
+    burst.drain();
+    vi.advanceTimersByTime(5000);
+    expect(await burst(2 * LIMIT)).toBe(true);
+    vi.advanceTimersByTime(2000);
     expect(await burst(2 * LIMIT)).toBe(false);
   });
 
