@@ -154,14 +154,20 @@ export async function purgeTokens(deps: Deps): Promise<number> {
 }
 
 /**
- * Lets the event loop turn between the sweeper's statements, then settles with `value`: on
- * embedded PGlite a chain of statements runs without one (each answers synchronously), so a long
- * sweep would otherwise hold back every socket, the events it announced among them.
+ * Lets the event loop turn between the sweeper's statements: on embedded PGlite a chain of
+ * statements runs without one (each answers synchronously), so a long sweep would otherwise hold
+ * back every socket, the events it announced among them.
  */
-async function nextTurn<T = void>(value?: Promise<T>): Promise<T> {
-  const result = (await value) as T;
-  await new Promise((resolve) => setImmediate(resolve));
-  return result;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs `job` until it does less than a full batch, letting the event loop turn after each. */
+async function inBatches(job: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (let n = BATCH; n === BATCH; total += n) {
+    n = await job();
+    await nextTurn();
+  }
+  return total;
 }
 
 /** One sweep: every job, each in batches until its work is done. */
@@ -174,9 +180,9 @@ export async function sweep(deps: Deps): Promise<SweepResult> {
     if (count < BATCH) break;
     await nextTurn();
   }
-  for (let n = BATCH; n === BATCH; result.expiringSoon += n) n = await nextTurn(announceExpiringSoon(deps));
-  for (let n = BATCH; n === BATCH; result.graceEnded += n) n = await nextTurn(endGracePeriods(deps));
-  for (let n = BATCH; n === BATCH; result.purged += n) n = await nextTurn(purgeTokens(deps));
+  result.expiringSoon = await inBatches(() => announceExpiringSoon(deps));
+  result.graceEnded = await inBatches(() => endGracePeriods(deps));
+  result.purged = await inBatches(() => purgeTokens(deps));
   await clearExpiredRetryPairs(deps);
   return result;
 }

@@ -37,12 +37,11 @@ function payloadOf(shared: Shared): string {
  * Sends each result of `source` to the outlet as a graphql-ws `next` message, synchronously as
  * the source pushes it (results that execute asynchronously keep their order; a burst's messages
  * to one socket go out in one write), and tells the source when the client is too slow: when the
- * socket has held more than `sendBufferLimit` unsent bytes at the start of its bursts for `slowGraceMs`
- * (or more than 8 times as many at once), however large
- * the burst it is now being sent. As an iterator it yields
- * nothing: it ends when the source does (graphql-ws then sends `complete`) or fails with its
- * error; `return()` (the client's `complete`, the socket closed) stops sending at once, so no
- * `next` ever follows the end.
+ * socket has held more than `sendBufferLimit` unsent bytes at the start of its bursts for
+ * `slowGraceMs` (or more than HARD_LIMIT_FACTOR times as many at once), however large the burst
+ * now being sent. As an iterator it yields nothing: it ends when the source does (graphql-ws then
+ * sends `complete`) or fails with its error; `return()` (the client's `complete`, the socket
+ * closed) stops sending at once, so no `next` ever follows the end.
  */
 export class DirectDelivery implements AsyncGenerator<ExecutionResult> {
   private readonly prefix: string;

@@ -13,7 +13,7 @@ import {
   subscribeEvents,
   until,
 } from "../support/events.js";
-import { createWorld, newClient, postForm, type World } from "../support/oauth.js";
+import { createWorld, newClient, postForm, type TestClient, type World } from "../support/oauth.js";
 
 /**
  * A queue of 20 events per subscriber, far fewer than one sweep announces at once; the socket may
@@ -83,6 +83,22 @@ async function rawSubscriber(token: string, query: string) {
   };
 }
 
+/**
+ * BURST rows as the token writer makes them, for `client`, already expired (the next sweep
+ * announces them), their hashes tagged `<tag>-…`.
+ */
+async function insertExpiredTokens(client: TestClient, tag: string): Promise<void> {
+  await t.app.deps.database.raw(
+    `insert into access_tokens (id, user_store_domain, kind, format, client_id, application_id,
+       application_key_id, key_type, scopes, token_hash, issued_at, expires_at)
+     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', $1, $2::uuid, $3::uuid, 'PRODUCTION',
+       '{read}', $5 || '-' || i || '-' || md5(random()::text), now() - interval '1 hour',
+       now() - interval '1 second'
+     from generate_series(1, $4::int) as i`,
+    [client.clientId, client.applicationId, client.keyId, BURST, tag],
+  );
+}
+
 describe("slow consumers", () => {
   it("cuts off a subscriber that stops reading (4429) while a fast one receives every event in order", async () => {
     const client = await newClient(world);
@@ -129,15 +145,7 @@ describe("slow consumers", () => {
     });
     // Rows as the token writer makes them, already expired: the next sweep announces them all,
     // each transaction's thousand events reaching the hub in one go, far more than the queue limit.
-    await t.app.deps.database.raw(
-      `insert into access_tokens (id, user_store_domain, kind, format, client_id, application_id,
-         application_key_id, key_type, scopes, token_hash, issued_at, expires_at)
-       select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', $1, $2::uuid, $3::uuid, 'PRODUCTION',
-         '{read}', 'burst-' || i || '-' || md5(random()::text), now() - interval '1 hour',
-         now() - interval '1 second'
-       from generate_series(1, $4::int) as i`,
-      [client.clientId, client.applicationId, client.keyId, BURST],
-    );
+    await insertExpiredTokens(client, "burst");
     await until(() => fast.events.length >= BURST || fast.errors.length > 0, "the burst", 30_000);
 
     expect(fast.errors).toEqual([]);
@@ -152,15 +160,7 @@ describe("slow consumers", () => {
 
   it("lets the event loop turn between a sweep's statements, so sockets drain while it works", async () => {
     const client = await newClient(world);
-    await t.app.deps.database.raw(
-      `insert into access_tokens (id, user_store_domain, kind, format, client_id, application_id,
-         application_key_id, key_type, scopes, token_hash, issued_at, expires_at)
-       select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', $1, $2::uuid, $3::uuid, 'PRODUCTION',
-         '{read}', 'turns-' || i || '-' || md5(random()::text), now() - interval '1 hour',
-         now() - interval '1 second'
-       from generate_series(1, $4::int) as i`,
-      [client.clientId, client.applicationId, client.keyId, BURST],
-    );
+    await insertExpiredTokens(client, "turns");
     // Embedded PGlite answers each statement synchronously: without a yield, a whole sweep (three
     // batches here, then the other jobs) runs in one turn, and no socket is written meanwhile.
     let turns = 0;
@@ -170,7 +170,6 @@ describe("slow consumers", () => {
       if (ticking) setImmediate(tick);
     };
     setImmediate(tick);
-    turns = 0;
     await sweep(t.app.deps);
     ticking = false;
     // At least two between the expiry batches (2,500 rows, 1,000 a batch), one after each later job.
