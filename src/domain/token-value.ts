@@ -92,8 +92,11 @@ function keyObjectOf(key: Buffer): KeyObject {
 
 /** Keyed hash (HMAC-SHA-256) of a credential value: what the database stores. */
 export function hashTokenValue(key: Buffer, value: string): string {
-  return createHmac("sha256", keyObjectOf(key)).update(value).digest("base64url");
+  return keyedDigest(key, value).toString("base64url");
 }
+
+const keyedDigest = (key: Buffer, value: string) =>
+  createHmac("sha256", keyObjectOf(key)).update(value).digest();
 
 /**
  * Equal strings, compared in time that depends only on their length: for a value already
@@ -108,7 +111,7 @@ export function sameValue(a: string, b: string): boolean {
 
 /** Compares a presented value with a stored keyed hash in constant time. */
 export function verifyTokenValue(key: Buffer, value: string, storedHash: string): boolean {
-  const actual = Buffer.from(hashTokenValue(key, value), "base64url");
+  const actual = keyedDigest(key, value);
   const expected = Buffer.from(storedHash, "base64url");
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

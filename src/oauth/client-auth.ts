@@ -2,7 +2,7 @@ import { type AuthenticatedClient, authenticateClient } from "../domain/applicat
 import type { Deps } from "../domain/deps.js";
 import type { OAuthCall } from "./call.js";
 import { invalidClient, OAuthError } from "./errors.js";
-import { optional } from "./form.js";
+import { decodeComponent, optional } from "./form.js";
 
 /** RFC 6749 §2.3.1: client_secret_basic, whose parts are form-urlencoded before base64. */
 function basicCredentials(header: string): { clientId: string; secret: string } | null {
@@ -12,8 +12,10 @@ function basicCredentials(header: string): { clientId: string; secret: string } 
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
   try {
-    const formDecode = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
-    return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+    return {
+      clientId: decodeComponent(decoded.slice(0, colon)),
+      secret: decodeComponent(decoded.slice(colon + 1)),
+    };
   } catch {
     return null;
   }

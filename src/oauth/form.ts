@@ -56,7 +56,7 @@ export function parseForm(body: Buffer): Map<string, string> {
  * One form-urlencoded name or value: `+` is a space; bad percent-encoding or UTF-8 throws. Most
  * (tokens, grant types, ids) hold neither `%` nor `+` and are already what they say.
  */
-const decodeComponent = (raw: string) =>
+export const decodeComponent = (raw: string) =>
   raw.includes("%") || raw.includes("+") ? decodeURIComponent(raw.replaceAll("+", " ")) : raw;
 
 /** The parsed form of an OAuth request, or invalid_request when the body is not a form. */
