@@ -1,6 +1,6 @@
 import type { CpuUse } from "./cpu.js";
 import type { LoadResult } from "./load.js";
-import { markers, rps } from "./report.js";
+import { markers, ROUNDS_TEXT, roundsCell, rps } from "./report.js";
 
 export type GatewayServer = "bare" | "fastify" | "pglite" | "postgres" | "oidc-provider";
 
@@ -21,6 +21,8 @@ export interface GatewayCase {
   readonly cpu?: CpuUse | undefined;
   /** SQL statements drizzle sent per answered request (ours only). */
   readonly statementsPerRequest?: number | undefined;
+  /** requests/s of every round of this case, in the order run (see medianRounds). */
+  readonly rounds?: readonly number[];
 }
 
 export interface GatewayMeta {
@@ -36,6 +38,8 @@ export interface GatewayMeta {
   readonly autocannon: string;
   readonly warmup: number;
   readonly duration: number;
+  /** Rounds per case (BENCH_ROUNDS). */
+  readonly rounds: number;
   /** How many distinct tokens each /introspect run rotates through. */
   readonly tokens: number;
   readonly originalUri: string;
@@ -70,10 +74,10 @@ function table(results: readonly GatewayCase[], endpoint: GatewayCase["endpoint"
     .map((r) => {
       const failures = r.load.non2xx + r.load.errors + r.load.timeouts;
       const sql = r.statementsPerRequest === undefined ? "—" : r.statementsPerRequest.toFixed(2);
-      return `| ${GATEWAY_LABEL[r.server]} | ${r.connections} | ${rps(r.load.requestsPerSecond)} | ${ms(r.load.p50)} | ${ms(r.load.p99)} | ${x(gatewayRatio(results, r))} | ${r.load.ok.toLocaleString("en-US")} | ${failures} | ${sql} |`;
+      return `| ${GATEWAY_LABEL[r.server]} | ${r.connections} | ${rps(r.load.requestsPerSecond)} | ${roundsCell(r.rounds)} | ${ms(r.load.p50)} | ${ms(r.load.p99)} | ${x(gatewayRatio(results, r))} | ${r.load.ok.toLocaleString("en-US")} | ${failures} | ${sql} |`;
     });
-  return `| server | connections | requests/s | p50 ms | p99 ms | / ${BASE[endpoint].name} | 2xx | non-2xx + errors | SQL per request |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  return `| server | connections | requests/s (median round) | every round, req/s | p50 ms | p99 ms | / ${BASE[endpoint].name} | 2xx | non-2xx + errors | SQL per request |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}`;
 }
 
@@ -116,7 +120,7 @@ export function renderGatewaySection(results: readonly GatewayCase[], meta: Gate
 
 Command: \`${meta.command}\` — run on ${meta.date}, at ${meta.revision}. This suite alone: \`BENCH_SUITES=gateway npm run bench\`.
 Machine: ${meta.nproc} cores (${meta.cpu}), Node ${meta.node}, ${meta.postgres}; Fastify ${meta.fastify}; peer oidc-provider ${meta.oidcProvider}; load generator autocannon ${meta.autocannon} (through its API, load-worker.ts).
-Each case: ${meta.warmup} s warm-up, then ${meta.duration} s measured, keep-alive connections.
+Each case: ${ROUNDS_TEXT(meta)}; each measurement ${meta.warmup} s warm-up, then ${meta.duration} s measured, keep-alive connections.
 ${meta.pinning ? "Every server under test runs on core 0 (`taskset -c 0`), autocannon on core 1; PostgreSQL itself is not pinned." : "**`taskset` was not available: server and load generator were not pinned to cores.**"}
 
 ### GET /validate on a cached token
@@ -125,7 +129,7 @@ Request: \`GET /validate\` with \`Authorization: Bearer <an active application t
 
 ${table(results, "validate")}
 
-Ratios (requests/s over the bare node:http server at the same connection count; target ≥ ${BASE.validate.target}):
+Ratios (median requests/s over the bare node:http server at the same connection count; target ≥ ${BASE.validate.target}):
 ${ratios(results, "validate")}
 
 ### POST /introspect on a cache miss
@@ -134,10 +138,10 @@ Request: \`POST\` to the introspection endpoint (ours \`/introspect\`, oidc-prov
 
 ${table(results, "introspect")}
 
-Ratios (requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x):
+Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x):
 ${ratios(results, "introspect")}
 
-### Where the CPU went during each measured run
+### Where the CPU went during each case's median round
 
 CPU in % of one core (the machine has ${meta.nproc}):
 

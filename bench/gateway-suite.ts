@@ -30,7 +30,7 @@ import { AUTOCANNON_VERSION, type LoadResult, runWorkerLoad } from "./load.js";
 import type { LoadSpec } from "./load-worker.js";
 import { commandLine, postgresVersion } from "./meta.js";
 import { BENCH_API, type ClientCredentials } from "./provision.js";
-import { writeSection } from "./report.js";
+import { medianRounds, writeSection } from "./report.js";
 import { startBare, startOurs, startPeer } from "./servers.js";
 import { Findings, LOAD_CORE, log, QUIET_THRESHOLD, settings } from "./settings.js";
 import { checkLoad } from "./token-suite.js";
@@ -46,6 +46,7 @@ const measuring = (endpoint: GatewayCase["endpoint"]) => settings.gatewayEndpoin
 /** Measured runs this suite may do, a noisy case's reruns included (for the harness's time budget). */
 export const gatewayCaseCount = () =>
   (1 + NOISY_RETRIES) *
+  settings.rounds *
   settings.connections.length *
   ((measuring("validate") ? 2 + ours().length : 0) +
     (measuring("introspect") ? ours().length + (withPeer() ? 1 : 0) : 0));
@@ -132,11 +133,16 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
     });
   }
 
-  const results: GatewayCase[] = [];
-  for (const connections of settings.connections) {
-    for (const loaded of validate) results.push(await measure("validate", loaded, connections, findings));
-    for (const loaded of introspect) results.push(await measure("introspect", loaded, connections, findings));
+  const measured: GatewayCase[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    if (settings.rounds > 1) log(`round ${round} of ${settings.rounds}`);
+    for (const connections of settings.connections) {
+      for (const loaded of validate) measured.push(await measure("validate", loaded, connections, findings));
+      for (const loaded of introspect)
+        measured.push(await measure("introspect", loaded, connections, findings));
+    }
   }
+  const results = medianRounds(measured, (r) => `${r.endpoint} ${r.server} ${r.connections}`);
   for (const loaded of new Set([...validate, ...introspect].map((l) => l.server))) await loaded.stop();
 
   const require = createRequire(import.meta.url);
@@ -155,6 +161,7 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
     autocannon: AUTOCANNON_VERSION,
     warmup: settings.warmup,
     duration: settings.duration,
+    rounds: settings.rounds,
     tokens: settings.introspectTokens,
     originalUri: ORIGINAL_URI,
     pinning,

@@ -29,6 +29,8 @@ export interface CaseResult {
   readonly persistence?: Persistence;
   /** CPU use during the measured run (Linux only). */
   readonly cpu?: CpuUse | undefined;
+  /** requests/s of every round of this case, in the order run (see medianRounds). */
+  readonly rounds?: readonly number[];
 }
 
 export interface Meta {
@@ -43,6 +45,8 @@ export interface Meta {
   readonly autocannon: string;
   readonly warmup: number;
   readonly duration: number;
+  /** Rounds per case (BENCH_ROUNDS). */
+  readonly rounds: number;
   readonly pinning: boolean;
   /** access_tokens rows read again after each server stopped, by reopening its database. */
   readonly reopened: Partial<Record<Target, { rows: number; expected: number }>>;
@@ -51,6 +55,12 @@ export interface Meta {
   /** What made the figures noisy (a busy machine). */
   readonly warnings: readonly string[];
 }
+
+/** How a suite's cases were measured, for its section's header. */
+export const ROUNDS_TEXT = ({ rounds }: { readonly rounds: number }) =>
+  rounds === 1
+    ? "one round"
+    : `${rounds} rounds (every server of the suite measured once per round, in turn; the figures are each case's round of median requests/s)`;
 
 /** The markers around a suite's section of BENCHMARKS.md. */
 export const markers = (suite: string) => ({
@@ -62,6 +72,28 @@ const { start: START, end: END } = markers("token");
 
 export const ms = (v: number) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
 export const rps = (v: number) => Math.round(v).toLocaleString("en-US");
+
+/**
+ * Each case measured in several rounds (the servers alternate within a round), reduced to its
+ * round of median requests/s (the lower middle of an even count), which keeps every round's
+ * rate: one noisy round on a shared machine moves neither the figure nor the ratio.
+ */
+export function medianRounds<T extends { readonly load: LoadResult }>(
+  results: readonly T[],
+  key: (result: T) => string,
+): (T & { readonly rounds: readonly number[] })[] {
+  const cases = new Map<string, T[]>();
+  for (const result of results) cases.set(key(result), [...(cases.get(key(result)) ?? []), result]);
+  return [...cases.values()].map((rounds) => {
+    const sorted = [...rounds].sort((a, b) => a.load.requestsPerSecond - b.load.requestsPerSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)] as T;
+    return { ...median, rounds: rounds.map((r) => r.load.requestsPerSecond) };
+  });
+}
+
+/** The rounds cell: every round's requests/s, in the order run. */
+export const roundsCell = (rounds: readonly number[] | undefined) =>
+  rounds && rounds.length > 0 ? rounds.map(rps).join(" / ") : "—";
 
 /** The ratio of ours to the peer at the same connection count. */
 export function ratio(
@@ -89,7 +121,7 @@ export function renderSection(results: readonly CaseResult[], meta: Meta): strin
     const failures = r.load.non2xx + r.load.errors + r.load.timeouts;
     const versus = ratio(results, r.target, r.connections);
     const x = r.target === "oidc-provider" ? "1.00x" : versus === undefined ? "—" : `${versus.toFixed(2)}x`;
-    return `| ${TARGET_LABEL[r.target]} | ${r.connections} | ${rps(r.load.requestsPerSecond)} | ${ms(r.load.p50)} | ${ms(r.load.p99)} | ${x} | ${r.load.ok.toLocaleString("en-US")} | ${failures} |`;
+    return `| ${TARGET_LABEL[r.target]} | ${r.connections} | ${rps(r.load.requestsPerSecond)} | ${roundsCell(r.rounds)} | ${ms(r.load.p50)} | ${ms(r.load.p99)} | ${x} | ${r.load.ok.toLocaleString("en-US")} | ${failures} |`;
   });
   const checks = results.map((r) => {
     const c = r.cpu;
@@ -116,17 +148,17 @@ export function renderSection(results: readonly CaseResult[], meta: Meta): strin
 
 Command: \`${meta.command}\` — run on ${meta.date}, at ${meta.revision}.
 Machine: ${meta.nproc} cores (${meta.cpu}), Node ${meta.node}, ${meta.postgres}; peer oidc-provider ${meta.oidcProvider}; load generator autocannon ${meta.autocannon}.
-Each case: ${meta.warmup} s warm-up, then ${meta.duration} s measured, keep-alive connections, one request shape: \`POST /token\` with HTTP Basic client authentication and \`grant_type=client_credentials\`.
+Each case: ${ROUNDS_TEXT(meta)}; each measurement ${meta.warmup} s warm-up, then ${meta.duration} s measured, keep-alive connections, one request shape: \`POST /token\` with HTTP Basic client authentication and \`grant_type=client_credentials\`.
 ${meta.pinning ? "The server under test runs on core 0 (`taskset -c 0`), autocannon on core 1; PostgreSQL itself is not pinned." : "**`taskset` was not available: server and load generator were not pinned to cores.**"}
 
-| server | connections | requests/s | p50 ms | p99 ms | ours / oidc-provider | 2xx | non-2xx + errors |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| server | connections | requests/s (median round) | every round, req/s | p50 ms | p99 ms | ours / oidc-provider | 2xx | non-2xx + errors |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}
 
-Ratios (requests/s, ours over oidc-provider at the same connection count; target ≥ 1.0x, stretch 1.5x):
+Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ 1.0x, stretch 1.5x):
 ${ratios.map((r) => `- ${r}`).join("\n") || "- (no peer in this run)"}
 
-Checks and where the CPU went during each measured run (CPU in % of one core; the machine has ${meta.nproc}):
+Checks and where the CPU went during each case's median round (CPU in % of one core; the machine has ${meta.nproc}):
 
 | server | connections | persisted (checked) | SQL per token | server CPU | server CPU µs per request | PostgreSQL CPU | autocannon CPU | other programs |
 | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |

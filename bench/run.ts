@@ -20,6 +20,8 @@
  *                       BENCH_EVENTS_* settings are listed in bench/events-run.ts)
  *   BENCH_DURATION      measured seconds per case (default 10)
  *   BENCH_WARMUP        warm-up seconds per case (default 3)
+ *   BENCH_ROUNDS        rounds of the token and gateway suites (default 3): every case is
+ *                       measured once per round, and reported by its round of median requests/s
  *   BENCH_CONNECTIONS   comma-separated connection counts (default 16,64)
  *   BENCH_TARGETS       comma-separated subset of oidc-provider,pglite,postgres (default all; the
  *                       gateway suite's bare baselines always run)

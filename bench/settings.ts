@@ -34,6 +34,7 @@ function list(name: string, fallback: string): string[] {
 export const settings = {
   suites: list("BENCH_SUITES", SUITES.join(",")) as Suite[],
   duration: positive("BENCH_DURATION", 10),
+  rounds: positive("BENCH_ROUNDS", 3),
   warmup: positive("BENCH_WARMUP", 3),
   connections: list("BENCH_CONNECTIONS", "16,64").map((c) => Number(c)),
   targets: list("BENCH_TARGETS", "oidc-provider,pglite,postgres") as Target[],
@@ -54,6 +55,7 @@ if (
 ) {
   throw new Error("BENCH_GATEWAY_ENDPOINTS must list some of validate, introspect");
 }
+if (!Number.isInteger(settings.rounds)) throw new Error("BENCH_ROUNDS must be a positive integer");
 if (settings.connections.some((c) => !Number.isInteger(c) || c < 1)) {
   throw new Error("BENCH_CONNECTIONS must list positive integers");
 }

@@ -14,6 +14,7 @@ import { commandLine, postgresVersion } from "./meta.js";
 import {
   type CaseResult,
   type Meta,
+  medianRounds,
   renderSection,
   TARGET_LABEL,
   type Target,
@@ -30,7 +31,7 @@ interface Running {
 }
 
 /** Cases this suite runs (for the harness's time budget). */
-export const tokenCaseCount = () => settings.targets.length * settings.connections.length;
+export const tokenCaseCount = () => settings.rounds * settings.targets.length * settings.connections.length;
 
 /** Runs the suite and writes its section; `revision` is the commit measured. */
 export async function runTokenSuite(revision: string): Promise<Findings> {
@@ -54,10 +55,14 @@ export async function runTokenSuite(revision: string): Promise<Findings> {
     await checkOneRequest(running.request);
     servers.push(running);
   }
-  const results: CaseResult[] = [];
-  for (const connections of settings.connections) {
-    for (const running of servers) results.push(await measure(running, connections, findings));
+  const measured: CaseResult[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    if (settings.rounds > 1) log(`round ${round} of ${settings.rounds}`);
+    for (const connections of settings.connections) {
+      for (const running of servers) measured.push(await measure(running, connections, findings));
+    }
   }
+  const results = medianRounds(measured, (r) => `${r.target} ${r.connections}`);
   const reopened: Meta["reopened"] = {};
   for (const running of servers) {
     if (running.target === "oidc-provider") {
@@ -87,6 +92,7 @@ export async function runTokenSuite(revision: string): Promise<Findings> {
     autocannon: AUTOCANNON_VERSION,
     warmup: settings.warmup,
     duration: settings.duration,
+    rounds: settings.rounds,
     pinning,
     reopened,
     problems: findings.problems,
