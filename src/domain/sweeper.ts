@@ -1,4 +1,4 @@
-import { and, gt, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import {
   type AccessTokenRow,
@@ -112,45 +112,61 @@ export async function endGracePeriods(deps: Deps): Promise<number> {
     and(isNull(accessTokens.revokedAt), lte(accessTokens.revokeScheduledAt, sql`now()`))!,
     { revokedAt: sql`${accessTokens.revokeScheduledAt}`, revokeReason: "REGENERATED" },
     (t) => ({ ...tokenEventFor(t, "REVOKED", "REGENERATED"), details: { gracePeriodEnded: true } }),
+    accessTokens.revokeScheduledAt,
   );
   return revoked.length;
 }
 
 /**
  * Deletes token rows expired or revoked longer than TOKEN_RETENTION ago (their events stay), so
- * the tables never grow without bound. Expired rows go only once announced.
+ * the tables never grow without bound. Expired rows go only once announced. Each work list is
+ * read in the order of its own index (see purgeRows).
  */
 export async function purgeTokens(deps: Deps): Promise<number> {
   const cutoff = sql`now() - make_interval(secs => ${deps.config.tokenRetention})`;
-  const purged = await deps.db
-    .delete(accessTokens)
-    .where(
-      inArray(
-        accessTokens.id,
-        deps.db
-          .select({ id: accessTokens.id })
-          .from(accessTokens)
-          .where(
-            or(
-              lt(accessTokens.revokedAt, cutoff),
-              and(lt(accessTokens.expiresAt, cutoff), isNotNull(accessTokens.expiredNotifiedAt)),
-            ),
-          )
-          .limit(BATCH),
-      ),
-    )
-    .returning({ id: accessTokens.id });
-  await deps.db
-    .delete(refreshTokens)
-    .where(
-      or(
-        lt(refreshTokens.revokedAt, cutoff),
-        lt(refreshTokens.expiresAt, cutoff),
-        lt(refreshTokens.usedAt, cutoff),
-      ),
-    );
-  await deps.db.delete(refreshTokenFamilies).where(lt(refreshTokenFamilies.revokedAt, cutoff));
-  return purged.length;
+  const a = accessTokens;
+  const r = refreshTokens;
+  const purged =
+    (await purgeRows(deps, a, lt(a.revokedAt, cutoff), a.revokedAt)) +
+    (await purgeRows(deps, a, and(lt(a.expiresAt, cutoff), isNotNull(a.expiredNotifiedAt))!, a.expiresAt));
+  await purgeRows(deps, r, lt(r.revokedAt, cutoff), r.revokedAt);
+  await purgeRows(deps, r, lt(r.expiresAt, cutoff), r.expiresAt);
+  await purgeRows(deps, r, lt(r.usedAt, cutoff), r.usedAt);
+  await purgeRows(
+    deps,
+    refreshTokenFamilies,
+    lt(refreshTokenFamilies.revokedAt, cutoff),
+    refreshTokenFamilies.revokedAt,
+  );
+  return purged;
+}
+
+/**
+ * Deletes up to BATCH rows of one work list: their ids first, in the order of the column the list
+ * is indexed on (with a limit, that plan needs no statistics, which PGlite never gathers), then
+ * the rows by id. As one statement (`where id in (select …)`) the planner hashed the whole table
+ * against the ids; as one condition over all the lists (`revoked or expired or used`) it read the
+ * whole table on every sweep.
+ */
+async function purgeRows(
+  deps: Deps,
+  table: typeof accessTokens | typeof refreshTokens | typeof refreshTokenFamilies,
+  due: SQL,
+  order: PgColumn,
+): Promise<number> {
+  const claimed = await deps.db
+    .select({ id: table.id })
+    .from(table as typeof accessTokens)
+    .where(due)
+    .orderBy(order)
+    .limit(BATCH);
+  if (claimed.length === 0) return 0;
+  const ids = claimed.map((row) => row.id);
+  const deleted = await deps.db
+    .delete(table as typeof accessTokens)
+    .where(and(inArray(table.id, ids), due))
+    .returning({ id: table.id });
+  return deleted.length;
 }
 
 /**

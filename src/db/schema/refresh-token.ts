@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { applicationKeys } from "./application-key.js";
 import { users } from "./user.js";
@@ -19,7 +20,13 @@ export const refreshTokenFamilies = pgTable(
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     revokeReason: text("revoke_reason"),
   },
-  (t) => [index().on(t.userId)],
+  (t) => [
+    index().on(t.userId),
+    // The sweeper's purge of revoked families.
+    index("refresh_token_families_revoked_at_idx")
+      .on(t.revokedAt)
+      .where(sql`${t.revokedAt} is not null`),
+  ],
 );
 
 /** One refresh token of a family; each use rotates it (`usedAt`, `replacedById`). */
@@ -46,7 +53,16 @@ export const refreshTokens = pgTable(
     retryKeyId: text("retry_key_id"),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
-  (t) => [index().on(t.familyId), index().on(t.accessTokenId)],
+  (t) => [
+    index().on(t.familyId),
+    index().on(t.accessTokenId),
+    // The sweeper's work lists: tokens to purge (expired, revoked or used long enough ago), and
+    // retry pairs to clear once their window has passed.
+    index("refresh_tokens_expires_at_idx").on(t.expiresAt),
+    index("refresh_tokens_revoked_at_idx").on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
+    index("refresh_tokens_used_at_idx").on(t.usedAt).where(sql`${t.usedAt} is not null`),
+    index("refresh_tokens_retry_pair_idx").on(t.usedAt).where(sql`${t.retryCiphertext} is not null`),
+  ],
 );
 
 export type RefreshTokenFamilyRow = typeof refreshTokenFamilies.$inferSelect;

@@ -62,6 +62,12 @@ export const accessTokens = pgTable(
     index("access_tokens_unannounced_expiry_idx")
       .on(t.expiresAt)
       .where(sql`${t.expiredNotifiedAt} is null and ${t.revokedAt} is null`),
+    // The sweeper's other work lists, partial so that issuing a token adds nothing to them:
+    // grace periods to end, and revoked rows to purge (expired ones go by expires_at).
+    index("access_tokens_grace_period_idx")
+      .on(t.revokeScheduledAt)
+      .where(sql`${t.revokeScheduledAt} is not null and ${t.revokedAt} is null`),
+    index("access_tokens_revoked_at_idx").on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
   ],
 );
 
