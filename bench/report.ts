@@ -83,7 +83,10 @@ export function medianRounds<T extends { readonly load: LoadResult }>(
   key: (result: T) => string,
 ): (T & { readonly rounds: readonly number[] })[] {
   const cases = new Map<string, T[]>();
-  for (const result of results) cases.set(key(result), [...(cases.get(key(result)) ?? []), result]);
+  for (const result of results) {
+    const k = key(result);
+    cases.set(k, [...(cases.get(k) ?? []), result]);
+  }
   return [...cases.values()].map((rounds) => {
     const sorted = [...rounds].sort((a, b) => a.load.requestsPerSecond - b.load.requestsPerSecond);
     const median = sorted[Math.floor((sorted.length - 1) / 2)] as T;

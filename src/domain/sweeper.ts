@@ -120,26 +120,27 @@ export async function endGracePeriods(deps: Deps): Promise<number> {
 /**
  * Deletes token rows expired or revoked longer than TOKEN_RETENTION ago (their events stay), so
  * the tables never grow without bound. Expired rows go only once announced. Each work list is
- * read in the order of its own index (see purgeRows).
+ * read in the order of its own index (see purgeRows) and drained in batches of its own; the
+ * access tokens purged are counted.
  */
 export async function purgeTokens(deps: Deps): Promise<number> {
   const cutoff = sql`now() - make_interval(secs => ${deps.config.tokenRetention})`;
+  const drain = (table: PurgedTable, due: SQL, order: PgColumn) =>
+    inBatches(() => purgeRows(deps, table, due, order));
   const a = accessTokens;
   const r = refreshTokens;
+  const f = refreshTokenFamilies;
   const purged =
-    (await purgeRows(deps, a, lt(a.revokedAt, cutoff), a.revokedAt)) +
-    (await purgeRows(deps, a, and(lt(a.expiresAt, cutoff), isNotNull(a.expiredNotifiedAt))!, a.expiresAt));
-  await purgeRows(deps, r, lt(r.revokedAt, cutoff), r.revokedAt);
-  await purgeRows(deps, r, lt(r.expiresAt, cutoff), r.expiresAt);
-  await purgeRows(deps, r, lt(r.usedAt, cutoff), r.usedAt);
-  await purgeRows(
-    deps,
-    refreshTokenFamilies,
-    lt(refreshTokenFamilies.revokedAt, cutoff),
-    refreshTokenFamilies.revokedAt,
-  );
+    (await drain(a, lt(a.revokedAt, cutoff), a.revokedAt)) +
+    (await drain(a, and(lt(a.expiresAt, cutoff), isNotNull(a.expiredNotifiedAt))!, a.expiresAt));
+  await drain(r, lt(r.revokedAt, cutoff), r.revokedAt);
+  await drain(r, lt(r.expiresAt, cutoff), r.expiresAt);
+  await drain(r, lt(r.usedAt, cutoff), r.usedAt);
+  await drain(f, lt(f.revokedAt, cutoff), f.revokedAt);
   return purged;
 }
+
+type PurgedTable = typeof accessTokens | typeof refreshTokens | typeof refreshTokenFamilies;
 
 /**
  * Deletes up to BATCH rows of one work list: their ids first, in the order of the column the list
@@ -148,12 +149,7 @@ export async function purgeTokens(deps: Deps): Promise<number> {
  * against the ids; as one condition over all the lists (`revoked or expired or used`) it read the
  * whole table on every sweep.
  */
-async function purgeRows(
-  deps: Deps,
-  table: typeof accessTokens | typeof refreshTokens | typeof refreshTokenFamilies,
-  due: SQL,
-  order: PgColumn,
-): Promise<number> {
+async function purgeRows(deps: Deps, table: PurgedTable, due: SQL, order: PgColumn): Promise<number> {
   const claimed = await deps.db
     .select({ id: table.id })
     .from(table as typeof accessTokens)
@@ -198,7 +194,7 @@ export async function sweep(deps: Deps): Promise<SweepResult> {
   }
   result.expiringSoon = await inBatches(() => announceExpiringSoon(deps));
   result.graceEnded = await inBatches(() => endGracePeriods(deps));
-  result.purged = await inBatches(() => purgeTokens(deps));
+  result.purged = await purgeTokens(deps);
   await clearExpiredRetryPairs(deps);
   return result;
 }

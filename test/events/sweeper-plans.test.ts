@@ -4,70 +4,102 @@ import { sweep } from "../../src/domain/sweeper.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 
 /**
- * The sweeper runs every SWEEPER_INTERVAL_MS over tables that hold every live token: each of its
- * statements must read through an index, never the whole table. Checked on the plans of the very
- * statements one sweep sent, with tables large enough that a scan would show: EXPLAIN
- * (GENERIC_PLAN) plans a statement with its parameters unbound (PostgreSQL 16 and later: PGlite;
- * the CI's PostgreSQL 15 lacks it).
+ * The sweeper at scale: it runs every SWEEPER_INTERVAL_MS over tables that hold every token, so
+ * each of its statements must read through an index, never the whole table, and each work list
+ * must be drained whatever its size.
  */
 const ROWS = 20_000;
+/** The sweeper's batch (sweeper.ts): a list longer than this takes several statements. */
+const BATCH = 1_000;
 
 const onPostgres = () => process.env.DATABASE_URL !== undefined;
 
 let t: TestApp;
 
-/**
- * The plan of a statement whose `$n` stay unbound: sent as a simple query (the extended protocol
- * would want a value for each), through the embedded PGlite the test app runs on.
- */
-async function genericPlan(sql: string): Promise<string[]> {
-  const client = (t.app.deps.db as unknown as { $client: PGlite }).$client;
-  const [result] = await client.exec(`explain (generic_plan) ${sql}`);
-  return (result?.rows ?? []).map((row) => String((row as Record<string, unknown>)["QUERY PLAN"]));
-}
-
 beforeAll(async () => {
-  // The sweeper is driven by hand below.
-  t = await startTestApp({ env: { SWEEPER_INTERVAL_MS: "3600000" } });
-  const db = t.app.deps.database;
-  // Live tokens and refresh tokens, as after a busy day: nothing for the sweeper to do.
-  await db.raw(
-    `insert into access_tokens (id, user_store_domain, kind, format, client_id, scopes, token_hash, issued_at, expires_at)
-     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', 'plans', '{}', md5(i::text), now(), now() + interval '1 hour'
-     from generate_series(1, $1::int) as i`,
-    [ROWS],
-  );
-  const [admin] = await db.raw<{ id: string }>("select id from users limit 1");
-  await db.raw(
-    `with f as (
-       insert into refresh_token_families (user_id, client_id, user_store_domain) values ($2::uuid, 'plans', 'PRIMARY') returning id
-     )
-     insert into refresh_tokens (id, family_id, access_token_id, token_hash, issued_at, expires_at)
-     select gen_random_uuid(), f.id, gen_random_uuid(), md5(i::text), now(), now() + interval '1 day'
-     from generate_series(1, $1::int) as i, f`,
-    [ROWS, admin?.id],
-  );
+  // The sweeper is driven by hand below; rows expired or revoked a second ago are purged.
+  t = await startTestApp({ env: { SWEEPER_INTERVAL_MS: "3600000", TOKEN_RETENTION: "1" } });
 });
 afterAll(async () => {
   await t.stop();
 });
 
-describe("sweeper statements", () => {
-  it.skipIf(onPostgres())(
-    "read their work lists through indexes, never a whole table (checked on PGlite: EXPLAIN GENERIC_PLAN needs PostgreSQL 16)",
-    async () => {
-      t.resetStatements();
-      await sweep(t.app.deps);
-      const statements = [...new Set(t.statements)];
-      // expiry, expiring soon, grace periods, purges, retry pairs: each job sent at least one.
-      expect(statements.length).toBeGreaterThanOrEqual(6);
-      const scans: string[] = [];
-      for (const sql of statements) {
-        const lines = await genericPlan(sql);
-        const whole = lines.filter((line) => /Seq Scan on (access_tokens|refresh_token)/.test(line));
-        if (whole.length > 0) scans.push(`${sql}\n${lines.join("\n")}`);
-      }
-      expect(scans).toEqual([]);
-    },
+/** `count` access token rows for no application, with the given column values (SQL). */
+async function insertTokens(count: number, columns: Record<string, string>): Promise<void> {
+  const names = Object.keys(columns);
+  await t.app.deps.database.raw(
+    `insert into access_tokens (id, user_store_domain, kind, format, client_id, scopes, token_hash, issued_at, ${names.join(", ")})
+     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', 'sweeper', '{}', md5(random()::text), now() - interval '2 hours',
+       ${names.map((n) => columns[n]).join(", ")}
+     from generate_series(1, $1::int)`,
+    [count],
   );
+}
+
+const countTokens = async () =>
+  Number(
+    (await t.app.deps.database.raw<{ n: number }>("select count(*)::int as n from access_tokens"))[0]?.n,
+  );
+
+describe("sweeper purges", () => {
+  it("drain each list past one batch, however long the other lists are", async () => {
+    const before = await countTokens();
+    // A full batch and more of revoked rows, and a shorter list of expired (announced) ones.
+    await insertTokens(BATCH + 200, {
+      expires_at: "now() + interval '1 hour'",
+      revoked_at: "now() - interval '1 hour'",
+    });
+    await insertTokens(300, {
+      expires_at: "now() - interval '1 hour'",
+      expired_notified_at: "now() - interval '1 hour'",
+    });
+    const result = await sweep(t.app.deps);
+    expect(result.purged).toBe(BATCH + 500);
+    expect(await countTokens()).toBe(before);
+  });
+});
+
+/**
+ * The plans of the very statements one sweep sent, over tables large enough that a scan would
+ * show. EXPLAIN (GENERIC_PLAN) plans a statement with its parameters unbound: PostgreSQL 16 and
+ * later (PGlite); the CI's PostgreSQL 15 lacks it.
+ */
+describe.skipIf(onPostgres())("sweeper statements (PGlite: EXPLAIN GENERIC_PLAN needs PostgreSQL 16)", () => {
+  /** A statement's plan with its `$n` unbound: a simple query (the extended protocol wants values). */
+  async function genericPlan(sql: string): Promise<string[]> {
+    const client = (t.app.deps.db as unknown as { $client: PGlite }).$client;
+    const [result] = await client.exec(`explain (generic_plan) ${sql}`);
+    return (result?.rows ?? []).map((row) => String((row as Record<string, unknown>)["QUERY PLAN"]));
+  }
+
+  beforeAll(async () => {
+    // Live tokens and refresh tokens, as after a busy day: nothing for the sweeper to do.
+    await insertTokens(ROWS, { expires_at: "now() + interval '1 hour'" });
+    const db = t.app.deps.database;
+    const [admin] = await db.raw<{ id: string }>("select id from users limit 1");
+    await db.raw(
+      `with f as (
+         insert into refresh_token_families (user_id, client_id, user_store_domain) values ($2::uuid, 'sweeper', 'PRIMARY') returning id
+       )
+       insert into refresh_tokens (id, family_id, access_token_id, token_hash, issued_at, expires_at)
+       select gen_random_uuid(), f.id, gen_random_uuid(), md5(i::text), now(), now() + interval '1 day'
+       from generate_series(1, $1::int) as i, f`,
+      [ROWS, admin?.id],
+    );
+  });
+
+  it("read their work lists through indexes, never a whole table", async () => {
+    t.resetStatements();
+    await sweep(t.app.deps);
+    const statements = [...new Set(t.statements)];
+    // expiry, expiring soon, grace periods, the purge lists, retry pairs: each sent one at least.
+    expect(statements.length).toBeGreaterThanOrEqual(6);
+    const scans: string[] = [];
+    for (const sql of statements) {
+      const lines = await genericPlan(sql);
+      const whole = lines.filter((line) => /Seq Scan on (access_tokens|refresh_token)/.test(line));
+      if (whole.length > 0) scans.push(`${sql}\n${lines.join("\n")}`);
+    }
+    expect(scans).toEqual([]);
+  });
 });
