@@ -36,24 +36,26 @@ async function introspectAccessToken(deps: Deps, value: string): Promise<Introsp
   const rows = await deps.reader.readAccessToken(id);
   const token = rows.find((row) => verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash));
   if (!token || !isTokenActive(token) || token.userDisabled) return INACTIVE;
-  return {
+  // Built member by member (optional ones only when present): the hottest answer of the service.
+  const answer: Record<string, unknown> = {
     active: true,
     scope: token.scopes.join(" "),
     client_id: token.clientId,
-    ...(token.username ? { username: token.username } : {}),
-    token_type: "Bearer",
-    ...(token.expiresAt ? { exp: seconds(token.expiresAt) } : {}),
-    iat: seconds(token.issuedAt),
-    sub: token.userId ?? token.clientId,
-    aud: deps.config.issuer,
-    iss: deps.config.issuer,
-    jti: token.id,
-    // Extension members (RFC 7662 §2.2 allows them): what a gateway needs beyond the standard ones.
-    token_kind: token.kind,
-    ...(token.applicationId ? { application_id: token.applicationId } : {}),
-    ...(token.keyType ? { key_type: token.keyType } : {}),
-    ...(token.allowedDomains ? { allowed_domains: token.allowedDomains } : {}),
   };
+  if (token.username) answer.username = token.username;
+  answer.token_type = "Bearer";
+  if (token.expiresAt) answer.exp = seconds(token.expiresAt);
+  answer.iat = seconds(token.issuedAt);
+  answer.sub = token.userId ?? token.clientId;
+  answer.aud = deps.config.issuer;
+  answer.iss = deps.config.issuer;
+  answer.jti = token.id;
+  // Extension members (RFC 7662 §2.2 allows them): what a gateway needs beyond the standard ones.
+  answer.token_kind = token.kind;
+  if (token.applicationId) answer.application_id = token.applicationId;
+  if (token.keyType) answer.key_type = token.keyType;
+  if (token.allowedDomains) answer.allowed_domains = token.allowedDomains;
+  return answer as Introspection;
 }
 
 async function introspectRefreshToken(deps: Deps, value: string): Promise<Introspection> {
