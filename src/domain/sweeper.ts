@@ -1,5 +1,6 @@
 import { and, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
+import { createPlannerStatistics } from "../db/planner-statistics.js";
 import {
   type AccessTokenRow,
   accessTokens,
@@ -199,9 +200,13 @@ export async function sweep(deps: Deps): Promise<SweepResult> {
   return result;
 }
 
-/** Runs `sweep` every SWEEPER_INTERVAL_MS, one round at a time; returns a stop function. */
+/**
+ * Runs `sweep` every SWEEPER_INTERVAL_MS, one round at a time, and after it keeps PGlite's
+ * planner statistics fresh (see planner-statistics.ts); returns a stop function.
+ */
 export function startSweeper(deps: Deps, onSweep?: (result: SweepResult) => void): () => Promise<void> {
   let running: Promise<void> | undefined;
+  const statistics = createPlannerStatistics(deps.database);
   const round = async () => {
     try {
       const result = await sweep(deps);
@@ -209,6 +214,12 @@ export function startSweeper(deps: Deps, onSweep?: (result: SweepResult) => void
       if (result.purged > 0) deps.log.info({ purged: result.purged }, "purged expired and revoked tokens");
     } catch (error) {
       deps.log.error({ err: error }, "sweeper round failed");
+    }
+    try {
+      const analyzed = await statistics.refresh();
+      if (analyzed.length > 0) deps.log.info({ tables: analyzed }, "analyzed changed tables (PGlite)");
+    } catch (error) {
+      deps.log.error({ err: error }, "planner statistics failed");
     }
   };
   const timer = setInterval(() => {

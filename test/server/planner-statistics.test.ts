@@ -1,0 +1,87 @@
+import type { PGlite } from "@electric-sql/pglite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPlannerStatistics } from "../../src/db/planner-statistics.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+
+const onPostgres = () => process.env.DATABASE_URL !== undefined;
+
+let t: TestApp;
+
+beforeAll(async () => {
+  // The sweeper (which runs the statistics job) stays out of the way: driven by hand below.
+  t = await startTestApp({ env: { SWEEPER_INTERVAL_MS: "3600000" } });
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+/** `count` live access token rows of the PRIMARY user store domain. */
+async function insertTokens(count: number): Promise<void> {
+  await t.app.deps.database.raw(
+    `insert into access_tokens (id, user_store_domain, kind, format, client_id, scopes, token_hash, issued_at, expires_at)
+     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', 'stats', '{}', md5(random()::text), now(), now() + interval '1 hour'
+     from generate_series(1, $1::int)`,
+    [count],
+  );
+}
+
+const analyzedTables = async () =>
+  (
+    await t.app.deps.database.raw<{ name: string }>(
+      "select distinct tablename as name from pg_stats where schemaname = 'public' order by 1",
+    )
+  ).map((r) => r.name);
+
+describe("planner statistics", () => {
+  it.runIf(onPostgres())("are left to autovacuum on PostgreSQL", async () => {
+    const statistics = createPlannerStatistics(t.app.deps.database);
+    await insertTokens(2_000);
+    expect(await statistics.refresh({ force: true })).toEqual([]);
+  });
+
+  describe.skipIf(onPostgres())("on PGlite (no autovacuum)", () => {
+    /** A statement's plan with `$1` unbound (EXPLAIN GENERIC_PLAN, PostgreSQL 16 and later). */
+    async function genericPlan(sql: string): Promise<string> {
+      const client = (t.app.deps.db as unknown as { $client: PGlite }).$client;
+      const [result] = await client.exec(`explain (generic_plan) ${sql}`);
+      return (result?.rows ?? [])
+        .map((row) => String((row as Record<string, unknown>)["QUERY PLAN"]))
+        .join("\n");
+    }
+
+    it("analyze the tables that changed enough, each at most once per ten minutes, and never an empty one", async () => {
+      let clock = 1_000_000;
+      const statistics = createPlannerStatistics(t.app.deps.database, () => clock);
+      await insertTokens(2_000);
+      expect(await analyzedTables()).not.toContain("access_tokens_primary");
+      // Without statistics the planner guesses several rows per id, and probes with a bitmap scan.
+      expect(await genericPlan("select * from access_tokens where id = $1")).toMatch(
+        /Bitmap Heap Scan on access_tokens_primary/,
+      );
+
+      const first = await statistics.refresh();
+      expect(first).toContain("access_tokens_primary");
+      // The empty partition keeps no statistics: statistics saying "empty" would plan a scan of it.
+      expect(first).not.toContain("access_tokens_default");
+      expect(await analyzedTables()).toContain("access_tokens_primary");
+      expect(await analyzedTables()).not.toContain("access_tokens_default");
+
+      // With statistics, an id is known to name one row: a plain index probe, no bitmap scan.
+      const probe = await genericPlan("select * from access_tokens where id = $1");
+      expect(probe).toMatch(/Index Scan using access_tokens_primary_pkey/);
+      expect(probe).not.toMatch(/Bitmap/);
+
+      // Changed again: not before the next check (30 s), nor within ten minutes of the last analysis.
+      await insertTokens(2_000);
+      clock += 1_000;
+      expect(await statistics.refresh()).toEqual([]);
+      clock += 60_000;
+      expect(await statistics.refresh()).not.toContain("access_tokens_primary");
+      clock += 10 * 60_000;
+      expect(await statistics.refresh()).toContain("access_tokens_primary");
+      // Nothing changed since: nothing to do.
+      clock += 11 * 60_000;
+      expect(await statistics.refresh()).toEqual([]);
+    });
+  });
+});
