@@ -178,7 +178,7 @@ function* decode([access, refresh]: (Columns | null)[]): Generator<[Kind, TokenR
 
 /**
  * Batched reads of tokens by id, the read-side twin of TokenWriter. Lookups that arrive within
- * one turn of the event loop (or while every connection is busy) go out together as one
+ * one turn of the event loop (or while the batches in flight are at their limit) go out together as one
  * statement, and each caller gets the rows of its own id: under load, N concurrent
  * introspections cost one round trip and one plan instead of 2N.
  */
@@ -188,7 +188,10 @@ export class TokenReader {
   constructor(
     private readonly database: Database,
     private readonly log: Logger,
-    /** Concurrent batches (PGlite has one connection: 1). */
+    /**
+     * Batches in flight at once (PGlite has one connection: 1). On PostgreSQL they share one
+     * connection, pipelined (PreparedOptions.pipelined).
+     */
     concurrency: number,
     private readonly onStatement?: (sql: string) => void,
     /** How long a batch smaller than the previous one may wait for more (see Batcher). */
@@ -230,7 +233,9 @@ export class TokenReader {
             ? [READ_REFRESH, [ids.r]]
             : [READ_BOTH, [ids.a, ids.r]];
       this.onStatement?.(text);
-      const [result] = await this.database.prepared<{ rows: (Columns | null)[] }>(text, params);
+      const [result] = await this.database.prepared<{ rows: (Columns | null)[] }>(text, params, {
+        pipelined: true,
+      });
       const found = new Map<string, TokenRecord[]>();
       for (const [kind, record] of decode(result?.rows ?? [])) {
         const key = `${kind}:${record.id}`;

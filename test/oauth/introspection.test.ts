@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PIPELINED_APPLICATION_NAME } from "../../src/db/client.js";
 import { introspect as introspectValue } from "../../src/domain/introspection.js";
 import { TokenReader } from "../../src/domain/token-reader.js";
 import type { TestApp } from "../support/app.js";
@@ -273,6 +274,21 @@ describe("token introspection (RFC 7662)", () => {
       expect(t.statements.length).toBeGreaterThan(0);
       expect(t.statements.length).toBeLessThan(issued.length);
     });
+
+    it.runIf(process.env.DATABASE_URL !== undefined)(
+      "reads through one connection of its own on PostgreSQL, its batches pipelined",
+      async () => {
+        const issued = await Promise.all(Array.from({ length: 40 }, () => clientCredentials(world, c)));
+        const described = await Promise.all(issued.map((i) => introspect(world, c, i.access_token)));
+        expect(described.every((d) => d.active === true)).toBe(true);
+        const readers = await t.app.deps.database.raw<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+           where datname = current_database() and application_name = $1`,
+          [PIPELINED_APPLICATION_NAME],
+        );
+        expect(readers[0]?.n).toBe(1);
+      },
+    );
 
     it("gives each concurrent request its own answer when active, inactive and unknown tokens meet", async () => {
       const { active, inactive } = await mixedTokens();
