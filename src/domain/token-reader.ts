@@ -123,63 +123,89 @@ type Columns = (unknown[] | null)[];
 
 const date = (value: unknown) => (value == null ? null : new Date(value as string));
 
-/**
- * The tokens of a read's result, `[access, refresh]`, each a set of columns (see readStatement):
- * json_agg gives null only for no rows at all, so a part with rows has every column.
- */
+/** The rows of one part of a read's result, rebuilt from its columns (see readStatement). */
+function* rowsOf(part: Columns | null): Generator<unknown[]> {
+  const columns = (part ?? []) as unknown[][];
+  // json_agg gives null only for no rows at all: a part with rows has every column.
+  const count = columns[0]?.length ?? 0;
+  for (let i = 0; i < count; i++) yield columns.map((column) => column[i]);
+}
+
+/** The tokens of a read's result, `[access, refresh]`: columns as in ACCESS_COLUMNS, REFRESH_COLUMNS. */
 function* decode([access, refresh]: (Columns | null)[]): Generator<[Kind, TokenRecord]> {
-  if (access?.[0]) {
-    const [ids, kinds, clients, apps, keyTypes, users, scopes, hashes, issued, expires, revoked, scheduled] =
-      access as unknown[][];
-    const [usernames, disabled, domains] = access.slice(12) as unknown[][];
-    for (let i = 0; i < (ids as unknown[]).length; i++) {
-      const token = {
-        id: ids?.[i],
-        kind: kinds?.[i],
-        clientId: clients?.[i],
-        applicationId: apps?.[i],
-        keyType: keyTypes?.[i],
-        userId: users?.[i],
-        scopes: scopes?.[i],
-        tokenHash: hashes?.[i],
-        issuedAt: date(issued?.[i]),
-        expiresAt: date(expires?.[i]),
-        revokedAt: date(revoked?.[i]),
-        revokeScheduledAt: date(scheduled?.[i]),
-        // A user deleted meanwhile takes its tokens with it (cascade); until then, no name and not disabled.
-        username: usernames?.[i] ?? null,
-        userDisabled: disabled?.[i] === true,
-        allowedDomains: domains?.[i] ?? null,
-      };
-      yield ["a", token as AccessTokenRecord];
-    }
+  for (const row of rowsOf(access ?? null)) {
+    const [
+      id,
+      kind,
+      clientId,
+      applicationId,
+      keyType,
+      userId,
+      scopes,
+      tokenHash,
+      issued,
+      expires,
+      revoked,
+      scheduled,
+      username,
+      disabled,
+      domains,
+    ] = row;
+    const token = {
+      id,
+      kind,
+      clientId,
+      applicationId,
+      keyType,
+      userId,
+      scopes,
+      tokenHash,
+      issuedAt: date(issued),
+      expiresAt: date(expires),
+      revokedAt: date(revoked),
+      revokeScheduledAt: date(scheduled),
+      // A user deleted meanwhile takes its tokens with it (cascade); until then, no name and not disabled.
+      username: username ?? null,
+      userDisabled: disabled === true,
+      allowedDomains: domains ?? null,
+    };
+    yield ["a", token as AccessTokenRecord];
   }
-  if (refresh?.[0]) {
-    const [ids, hashes, issued, expires, used, revoked, familyRevoked, clients, users, usernames, disabled] =
-      refresh as unknown[][];
-    for (let i = 0; i < (ids as unknown[]).length; i++) {
-      const token = {
-        id: ids?.[i],
-        tokenHash: hashes?.[i],
-        issuedAt: date(issued?.[i]),
-        expiresAt: date(expires?.[i]),
-        usedAt: date(used?.[i]),
-        revokedAt: date(revoked?.[i]),
-        familyRevokedAt: date(familyRevoked?.[i]),
-        clientId: clients?.[i],
-        userId: users?.[i],
-        username: usernames?.[i],
-        userDisabled: disabled?.[i] === true,
-      };
-      yield ["r", token as RefreshTokenRecord];
-    }
+  for (const row of rowsOf(refresh ?? null)) {
+    const [
+      id,
+      tokenHash,
+      issued,
+      expires,
+      used,
+      revoked,
+      familyRevoked,
+      clientId,
+      userId,
+      username,
+      disabled,
+    ] = row;
+    const token = {
+      id,
+      tokenHash,
+      issuedAt: date(issued),
+      expiresAt: date(expires),
+      usedAt: date(used),
+      revokedAt: date(revoked),
+      familyRevokedAt: date(familyRevoked),
+      clientId,
+      userId,
+      username,
+      userDisabled: disabled === true,
+    };
+    yield ["r", token as RefreshTokenRecord];
   }
 }
 
 /**
  * Batched reads of tokens by id, the read-side twin of TokenWriter. Lookups that arrive within
- * one turn of the event loop (or while the batches in flight are at their limit) go out together as one
- * statement, and each caller gets the rows of its own id: under load, N concurrent
+ * one turn of the event loop (or while the batches in flight are at their limit) go out together
+ * as one statement, and each caller gets the rows of its own id: under load, N concurrent
  * introspections cost one round trip and one plan instead of 2N.
  */
 export class TokenReader {

@@ -1,8 +1,8 @@
-import type { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPlannerStatistics } from "../../src/db/planner-statistics.js";
 import { sweep } from "../../src/domain/sweeper.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { genericPlan, insertAccessTokens } from "../support/plans.js";
 
 /**
  * The sweeper at scale: it runs every SWEEPER_INTERVAL_MS over tables that hold every token, so
@@ -25,17 +25,8 @@ afterAll(async () => {
   await t.stop();
 });
 
-/** `count` access token rows for no application, with the given column values (SQL). */
-async function insertTokens(count: number, columns: Record<string, string>): Promise<void> {
-  const names = Object.keys(columns);
-  await t.app.deps.database.raw(
-    `insert into access_tokens (id, user_store_domain, kind, format, client_id, scopes, token_hash, issued_at, ${names.join(", ")})
-     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', 'sweeper', '{}', md5(random()::text), now() - interval '2 hours',
-       ${names.map((n) => columns[n]).join(", ")}
-     from generate_series(1, $1::int)`,
-    [count],
-  );
-}
+const insertTokens = (count: number, columns: Record<string, string>) =>
+  insertAccessTokens(t, count, columns);
 
 const countTokens = async () =>
   Number(
@@ -66,13 +57,6 @@ describe("sweeper purges", () => {
  * later (PGlite); the CI's PostgreSQL 15 lacks it.
  */
 describe.skipIf(onPostgres())("sweeper statements (PGlite: EXPLAIN GENERIC_PLAN needs PostgreSQL 16)", () => {
-  /** A statement's plan with its `$n` unbound: a simple query (the extended protocol wants values). */
-  async function genericPlan(sql: string): Promise<string[]> {
-    const client = (t.app.deps.db as unknown as { $client: PGlite }).$client;
-    const [result] = await client.exec(`explain (generic_plan) ${sql}`);
-    return (result?.rows ?? []).map((row) => String((row as Record<string, unknown>)["QUERY PLAN"]));
-  }
-
   beforeAll(async () => {
     // Live tokens and refresh tokens, as after a busy day: nothing for the sweeper to do.
     await insertTokens(ROWS, { expires_at: "now() + interval '1 hour'" });
@@ -98,7 +82,7 @@ describe.skipIf(onPostgres())("sweeper statements (PGlite: EXPLAIN GENERIC_PLAN 
     expect(statements.length).toBeGreaterThanOrEqual(6);
     const scans: string[] = [];
     for (const sql of statements) {
-      const lines = await genericPlan(sql);
+      const lines = await genericPlan(t, sql);
       const whole = lines.filter((line) => /Seq Scan on (access_tokens|refresh_token)/.test(line));
       if (whole.length > 0) scans.push(`${sql}\n${lines.join("\n")}`);
     }

@@ -1,7 +1,7 @@
-import type { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPlannerStatistics } from "../../src/db/planner-statistics.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { genericPlan, insertAccessTokens } from "../support/plans.js";
 
 const onPostgres = () => process.env.DATABASE_URL !== undefined;
 
@@ -16,14 +16,8 @@ afterAll(async () => {
 });
 
 /** `count` live access token rows of the PRIMARY user store domain. */
-async function insertTokens(count: number): Promise<void> {
-  await t.app.deps.database.raw(
-    `insert into access_tokens (id, user_store_domain, kind, format, client_id, scopes, token_hash, issued_at, expires_at)
-     select gen_random_uuid(), 'PRIMARY', 'APPLICATION', 'OPAQUE', 'stats', '{}', md5(random()::text), now(), now() + interval '1 hour'
-     from generate_series(1, $1::int)`,
-    [count],
-  );
-}
+const insertTokens = (count: number) =>
+  insertAccessTokens(t, count, { expires_at: "now() + interval '1 hour'" });
 
 const analyzedTables = async () =>
   (
@@ -40,14 +34,8 @@ describe("planner statistics", () => {
   });
 
   describe.skipIf(onPostgres())("on PGlite (no autovacuum)", () => {
-    /** A statement's plan with `$1` unbound (EXPLAIN GENERIC_PLAN, PostgreSQL 16 and later). */
-    async function genericPlan(sql: string): Promise<string> {
-      const client = (t.app.deps.db as unknown as { $client: PGlite }).$client;
-      const [result] = await client.exec(`explain (generic_plan) ${sql}`);
-      return (result?.rows ?? [])
-        .map((row) => String((row as Record<string, unknown>)["QUERY PLAN"]))
-        .join("\n");
-    }
+    /** A statement's plan, as one text. */
+    const planOf = async (sql: string) => (await genericPlan(t, sql)).join("\n");
 
     it("analyze the tables that changed enough, each at most once per ten minutes, and never an empty one", async () => {
       let clock = 1_000_000;
@@ -55,7 +43,7 @@ describe("planner statistics", () => {
       await insertTokens(2_000);
       expect(await analyzedTables()).not.toContain("access_tokens_primary");
       // Without statistics the planner guesses several rows per id, and probes with a bitmap scan.
-      expect(await genericPlan("select * from access_tokens where id = $1")).toMatch(
+      expect(await planOf("select * from access_tokens where id = $1")).toMatch(
         /Bitmap Heap Scan on access_tokens_primary/,
       );
 
@@ -67,7 +55,7 @@ describe("planner statistics", () => {
       expect(await analyzedTables()).not.toContain("access_tokens_default");
 
       // With statistics, an id is known to name one row: a plain index probe, no bitmap scan.
-      const probe = await genericPlan("select * from access_tokens where id = $1");
+      const probe = await planOf("select * from access_tokens where id = $1");
       expect(probe).toMatch(/Index Scan using access_tokens_primary_pkey/);
       expect(probe).not.toMatch(/Bitmap/);
 
