@@ -82,13 +82,7 @@ export function buildApp(options: BuildAppOptions): App {
           database.driver === "postgres"
             ? new TokenWriter(database, log, 2, options.onQuery, PG_GATHER_MS)
             : new TokenWriter(database, log, 1, options.onQuery, PGLITE_GATHER_MS),
-        reader: new TokenReader(
-          database,
-          log,
-          database.driver === "postgres" ? 4 : 1,
-          options.onQuery,
-          READ_GATHER_MS,
-        ),
+        reader: new TokenReader(database, log, options.onQuery, READ_GATHER_MS),
       });
       await seedSettings(deps);
       const admin = await bootstrapAdmin(deps);

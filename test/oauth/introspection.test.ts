@@ -1,6 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PIPELINED_APPLICATION_NAME } from "../../src/db/client.js";
+import { READER_APPLICATION_NAME } from "../../src/db/client.js";
 import { introspect as introspectValue } from "../../src/domain/introspection.js";
 import { TokenReader } from "../../src/domain/token-reader.js";
 import type { TestApp } from "../support/app.js";
@@ -276,7 +276,7 @@ describe("token introspection (RFC 7662)", () => {
     });
 
     it.runIf(process.env.DATABASE_URL !== undefined)(
-      "reads through one connection of its own on PostgreSQL, its batches pipelined",
+      "reads through one connection of its own on PostgreSQL",
       async () => {
         const issued = await Promise.all(Array.from({ length: 40 }, () => clientCredentials(world, c)));
         const described = await Promise.all(issued.map((i) => introspect(world, c, i.access_token)));
@@ -284,7 +284,7 @@ describe("token introspection (RFC 7662)", () => {
         const readers = await t.app.deps.database.raw<{ n: number }>(
           `select count(*)::int as n from pg_stat_activity
            where datname = current_database() and application_name = $1`,
-          [PIPELINED_APPLICATION_NAME],
+          [READER_APPLICATION_NAME],
         );
         expect(readers[0]?.n).toBe(1);
       },
@@ -329,13 +329,7 @@ describe("token introspection (RFC 7662)", () => {
 
     it("holds a batch smaller than the last one for the rest of its callers, when told to gather", async () => {
       const statements: string[] = [];
-      const reader = new TokenReader(
-        t.app.deps.database,
-        t.app.deps.log,
-        1,
-        (s) => statements.push(s),
-        2_000,
-      );
+      const reader = new TokenReader(t.app.deps.database, t.app.deps.log, (s) => statements.push(s), 2_000);
       const issued = await Promise.all(Array.from({ length: 8 }, () => clientCredentials(world, c)));
       const ids = issued.map((i) => idOf(i.access_token));
       const read = (id: string) => reader.readAccessToken(id).then((rows) => rows.map((r) => r.id));
@@ -351,6 +345,44 @@ describe("token introspection (RFC 7662)", () => {
       await Promise.all([...early, ...late]);
       expect(statements).toHaveLength(2);
       expect(settled.sort()).toEqual(ids.slice(4).sort());
+    });
+
+    it("keeps one batch in flight: callers arriving meanwhile wait for it and go out as one", async () => {
+      const issued = await Promise.all(Array.from({ length: 6 }, () => clientCredentials(world, c)));
+      const ids = issued.map((i) => idOf(i.access_token));
+      // The real database, each statement held until the test lets it go.
+      const database = t.app.deps.database;
+      const held: Array<() => void> = [];
+      const batches: number[] = [];
+      const gated: typeof database = {
+        ...database,
+        prepared: async (text, params, options) => {
+          batches.push((params[0] as string[]).length);
+          await new Promise<void>((release) => held.push(release));
+          return database.prepared(text, params, options);
+        },
+      };
+      const reader = new TokenReader(gated, t.app.deps.log);
+      const read = (id: string) => reader.readAccessToken(id).then((rows) => rows.map((r) => r.id));
+      const waitFor = async (count: number) => {
+        while (batches.length < count) await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+
+      const first = read(ids[0]!);
+      await waitFor(1);
+      // Five more callers, each in a later turn of the event loop, while the first batch is out.
+      const rest: Promise<string[]>[] = [];
+      for (const id of ids.slice(1)) {
+        rest.push(read(id));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(batches).toEqual([1]);
+      held.shift()!();
+      expect(await first).toEqual([ids[0]]);
+      await waitFor(2);
+      held.shift()!();
+      expect(await Promise.all(rest)).toEqual(ids.slice(1).map((id) => [id]));
+      expect(batches).toEqual([1, 5]);
     });
   });
 });
