@@ -28,24 +28,8 @@ export function createOAuthFastPath(deps: Deps) {
 
     const started = performance.now();
     const ip = request.socket.remoteAddress ?? "";
-    const write = (wire: WireResponse) => {
-      if (response.headersSent || response.destroyed) return;
-      response.writeHead(wire.status, {
-        ...wire.headers,
-        "content-length": String(Buffer.byteLength(wire.body)),
-      });
-      response.end(wire.body);
-      if (deps.log.isLevelEnabled("info")) {
-        deps.log.info(
-          {
-            req: { method: "POST", path, remoteAddress: ip },
-            res: { statusCode: wire.status },
-            responseTime: performance.now() - started,
-          },
-          "request completed",
-        );
-      }
-    };
+    // Callbacks below are inline and unnamed: under tsx (keepNames), a named closure costs a
+    // defineProperty call each time it is created, that is on every request.
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("error", () => response.destroy());
@@ -55,11 +39,41 @@ export function createOAuthFastPath(deps: Deps) {
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         call = { authorization: headers.authorization, ip, form: parseForm(body) };
       } catch (error) {
-        write(wireOfError(deps, error));
+        writeWire(deps, response, wireOfError(deps, error), path, ip, started);
         return;
       }
-      runEndpoint(deps, endpoint, call).then(write, (error: unknown) => write(wireOfError(deps, error)));
+      runEndpoint(deps, endpoint, call).then(
+        (wire) => writeWire(deps, response, wire, path, ip, started),
+        (error: unknown) => writeWire(deps, response, wireOfError(deps, error), path, ip, started),
+      );
     });
     return true;
   };
+}
+
+/** Writes an endpoint's response (unless the client went away) and its log line at info. */
+function writeWire(
+  deps: Deps,
+  response: ServerResponse,
+  wire: WireResponse,
+  path: string,
+  ip: string,
+  started: number,
+): void {
+  if (response.headersSent || response.destroyed) return;
+  response.writeHead(wire.status, {
+    ...wire.headers,
+    "content-length": String(Buffer.byteLength(wire.body)),
+  });
+  response.end(wire.body);
+  if (deps.log.isLevelEnabled("info")) {
+    deps.log.info(
+      {
+        req: { method: "POST", path, remoteAddress: ip },
+        res: { statusCode: wire.status },
+        responseTime: performance.now() - started,
+      },
+      "request completed",
+    );
+  }
 }
