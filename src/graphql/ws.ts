@@ -49,52 +49,59 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           ? root.subscribe(args)
           : (shared.subscribe(args, maskResult, root.selectionKey, root.outlet) as never);
       },
+      // Messages of failures never go out in a close reason, whatever NODE_ENV says (graphql-ws
+      // sends them outside production): they may name tables, hosts or values.
+      isProd: true,
       // Only authenticated connections (log in over HTTP first): anything else is refused (4403).
-      onConnect: async (ctx) =>
-        (await authenticate(deps, ctx.connectionParams?.authorization)).viewer !== null,
-      onSubscribe: async (ctx, id, payload) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          connectionParams: ctx.connectionParams ?? {},
-          source: ctx.extra.request.socket.remoteAddress ?? "unknown",
-          closeSocket: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
-        });
-        let document: ReturnType<typeof parse>;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error as never];
-        }
-        const args = {
-          schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: {
-            execute,
-            subscribe,
-            ...(SharedSubscriptions.isSubscription(document, payload.operationName)
-              ? {
-                  selectionKey: JSON.stringify([
-                    payload.query,
-                    payload.operationName ?? null,
-                    payload.variables ?? null,
-                  ]),
-                  outlet: {
-                    socket: ctx.extra.socket,
-                    connection: ctx.extra.request.socket,
-                    id,
-                    sendBufferLimit: deps.config.eventSendBufferLimit,
-                    slowGraceMs: deps.config.eventSlowConsumerGraceMs,
-                  },
-                }
-              : {}),
-          } as EnvelopedRoot,
-        };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
-        return args;
-      },
+      onConnect: (ctx) =>
+        internal(
+          deps,
+          async () => (await authenticate(deps, ctx.connectionParams?.authorization)).viewer !== null,
+        ),
+      onSubscribe: (ctx, id, payload) =>
+        internal(deps, async () => {
+          const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+            connectionParams: ctx.connectionParams ?? {},
+            source: ctx.extra.request.socket.remoteAddress ?? "unknown",
+            closeSocket: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
+          });
+          let document: ReturnType<typeof parse>;
+          try {
+            document = parse(payload.query);
+          } catch (error) {
+            return [error as never];
+          }
+          const args = {
+            schema,
+            operationName: payload.operationName,
+            document,
+            variableValues: payload.variables,
+            contextValue: await contextFactory(),
+            rootValue: {
+              execute,
+              subscribe,
+              ...(SharedSubscriptions.isSubscription(document, payload.operationName)
+                ? {
+                    selectionKey: JSON.stringify([
+                      payload.query,
+                      payload.operationName ?? null,
+                      payload.variables ?? null,
+                    ]),
+                    outlet: {
+                      socket: ctx.extra.socket,
+                      connection: ctx.extra.request.socket,
+                      id,
+                      sendBufferLimit: deps.config.eventSendBufferLimit,
+                      slowGraceMs: deps.config.eventSlowConsumerGraceMs,
+                    },
+                  }
+                : {}),
+            } as EnvelopedRoot,
+          };
+          const errors = validate(args.schema, args.document);
+          if (errors.length) return errors;
+          return args;
+        }),
     },
     wss,
   );
@@ -116,4 +123,18 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Runs a graphql-ws hook; an unexpected failure is logged here, in the service's log, and
+ * graphql-ws gets a bare error: it closes the socket with 4500 "Internal server error" and prints
+ * the error it got, which then says nothing of the cause.
+ */
+async function internal<T>(deps: Deps, hook: () => Promise<T>): Promise<T> {
+  try {
+    return await hook();
+  } catch (error) {
+    deps.log.error({ err: error }, "graphql-ws hook failed");
+    throw new Error("internal error (logged)");
+  }
 }

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import type { Client } from "graphql-ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -72,6 +73,34 @@ describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
       socket.once("error", () => resolve(undefined));
     });
     expect(status).toBe(404);
+  });
+});
+
+describe("GraphQL over WebSocket when the database fails", () => {
+  let broken: TestApp;
+  beforeAll(async () => {
+    broken = await startTestApp();
+  });
+  // Stopping closes the database again, which PGlite refuses: its directory is removed here then.
+  afterAll(() => broken.stop().catch(() => rm(broken.dataDir, { recursive: true, force: true })));
+
+  it("closes with 4500 and a fixed reason, outside production too, and logs the cause", async () => {
+    const session = await loginAdmin(broken);
+    await broken.app.deps.database.close();
+    expect(process.env.NODE_ENV).not.toBe("production");
+    const client = wsClient(broken, session);
+    clients.push(client);
+    const closed = await runOnce(client, "{ __typename }").then(
+      () => null,
+      (event: { code: number; reason: string }) => event,
+    );
+    expect(closed).toMatchObject({ code: 4500, reason: "Internal server error" });
+    const failures = broken.logs
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message: string } })
+      .filter((line) => line.msg === "graphql-ws hook failed");
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.level).toBe(50);
+    expect(failures[0]?.err?.message).toBeTruthy();
   });
 });
 
