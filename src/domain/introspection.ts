@@ -27,8 +27,9 @@ export async function introspect(deps: Deps, value: string): Promise<Introspecti
 }
 
 /**
- * The token's row, with its user and key, comes from the batched reader (one statement for all
- * the introspections in flight); the value is then checked against the row's keyed hash.
+ * The token's row, with its user and key, comes from the batched reader (one statement for the
+ * introspections that arrived together, see TokenReader); the value is then checked against the
+ * row's keyed hash.
  */
 async function introspectAccessToken(deps: Deps, value: string): Promise<Introspection> {
   const id = await accessTokenIdOf(deps, value);

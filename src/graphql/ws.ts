@@ -50,7 +50,8 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           : (shared.subscribe(args, maskResult, root.selectionKey, root.outlet) as never);
       },
       // Messages of failures never go out in a close reason, whatever NODE_ENV says (graphql-ws
-      // sends them outside production): they may name tables, hosts or values.
+      // sends them outside production): they may name tables, hosts or values. (graphql-ws also
+      // stops warning about clients of the deprecated subscriptions-transport-ws protocol.)
       isProd: true,
       // Only authenticated connections (log in over HTTP first): anything else is refused (4403).
       onConnect: (ctx) =>
@@ -134,6 +135,8 @@ async function internal<T>(deps: Deps, hook: () => Promise<T>): Promise<T> {
   try {
     return await hook();
   } catch (error) {
+    // From Yoga's context factory this is already masked ("Unexpected error."); Yoga's maskError
+    // hook (yoga.ts) logged the cause as "unexpected error".
     deps.log.error({ err: error }, "graphql-ws hook failed");
     throw new Error("internal error (logged)");
   }

@@ -1,8 +1,9 @@
 import { rm } from "node:fs/promises";
-import type { Client } from "graphql-ws";
+import { type Client, createClient } from "graphql-ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { dropDatabaseAt } from "../support/database.js";
 import { loginAdmin } from "../support/graphql.js";
 import { runOnce, wsClient } from "../support/ws.js";
 
@@ -81,26 +82,58 @@ describe("GraphQL over WebSocket when the database fails", () => {
   beforeAll(async () => {
     broken = await startTestApp();
   });
-  // Stopping closes the database again, which PGlite refuses: its directory is removed here then.
-  afterAll(() => broken.stop().catch(() => rm(broken.dataDir, { recursive: true, force: true })));
+  // Stopping closes the database again, which PGlite refuses: its data is removed here then.
+  afterAll(() =>
+    broken.stop().catch(async () => {
+      await dropDatabaseAt(broken.databaseUrl);
+      await rm(broken.dataDir, { recursive: true, force: true });
+    }),
+  );
 
   it("closes with 4500 and a fixed reason, outside production too, and logs the cause", async () => {
-    const session = await loginAdmin(broken);
-    await broken.app.deps.database.close();
     expect(process.env.NODE_ENV).not.toBe("production");
-    const client = wsClient(broken, session);
-    clients.push(client);
-    const closed = await runOnce(client, "{ __typename }").then(
-      () => null,
-      (event: { code: number; reason: string }) => event,
-    );
-    expect(closed).toMatchObject({ code: 4500, reason: "Internal server error" });
-    const failures = broken.logs
+    const session = await loginAdmin(broken);
+    // One connection acknowledged while the database works: its next operation fails in onSubscribe.
+    const connected = new Promise<void>((resolve) => {
+      const client = createClient({
+        url: broken.graphqlUrl.replace(/^http/, "ws"),
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${session}` },
+        retryAttempts: 0,
+        lazy: false,
+        on: { connected: () => resolve() },
+      });
+      clients.push(client);
+    });
+    await connected;
+    const established = clients.at(-1)!;
+    await broken.app.deps.database.close();
+
+    const closedBy = (client: Client) =>
+      runOnce(client, "{ __typename }").then(
+        () => null,
+        // Read through the event's accessors (a CloseEvent's code and reason need not be own fields).
+        (event: { code: number; reason: string }) => ({ code: event.code, reason: event.reason }),
+      );
+    const fixed = { code: 4500, reason: "Internal server error" };
+    expect(await closedBy(established)).toEqual(fixed);
+    // A new connection fails in onConnect (its token is looked up).
+    const fresh = wsClient(broken, session);
+    clients.push(fresh);
+    expect(await closedBy(fresh)).toEqual(fixed);
+
+    const errors = broken.logs
       .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message: string } })
-      .filter((line) => line.msg === "graphql-ws hook failed");
-    expect(failures).toHaveLength(1);
-    expect(failures[0]?.level).toBe(50);
-    expect(failures[0]?.err?.message).toBeTruthy();
+      .filter((line) => line.level === 50);
+    // Both hooks failed, and the cause is in the log: from onConnect in the hook's own line; from
+    // onSubscribe (Yoga's context factory) in Yoga's "unexpected error" line, the hook's masked.
+    expect(errors.filter((line) => line.msg === "graphql-ws hook failed")).toHaveLength(2);
+    expect(
+      errors
+        .filter((line) => /closed|ended/i.test(line.err?.message ?? ""))
+        .map((l) => l.msg)
+        .sort(),
+    ).toEqual(["graphql-ws hook failed", "unexpected error"]);
   });
 });
 
