@@ -44,6 +44,7 @@ export interface Database {
     onNotify: (payload: string) => void,
     onListen?: () => void,
   ): Promise<() => Promise<void>>;
+  /** Closes every connection; closing again does nothing. */
   close(): Promise<void>;
 }
 
@@ -107,7 +108,9 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
         await stop();
       };
     },
-    close: () => client.close(),
+    close: async () => {
+      if (!client.closed) await client.close();
+    },
   };
 }
 
