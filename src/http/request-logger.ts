@@ -14,29 +14,56 @@ export function lazyRequestLogger(
   bindings: Record<string, unknown>,
   options: { level?: string },
 ): FastifyBaseLogger {
-  let child: FastifyBaseLogger | undefined;
-  const real = () => {
-    child ??= logger.child(bindings, options);
-    return child;
-  };
-  const values = (logger as unknown as { levels: { values: Record<string, number> } }).levels.values;
-  const threshold = () => values[child?.level ?? options.level ?? logger.level] ?? 0;
-  const lazy = {
-    get level() {
-      return child?.level ?? options.level ?? logger.level;
-    },
-    set level(level: string) {
-      real().level = level;
-    },
-    child: (b: Record<string, unknown>, o?: object) => real().child(b, o),
-    silent: () => undefined,
-  } as Record<string, unknown>;
-  for (const method of METHODS) {
-    const rank = values[method] ?? 0;
-    lazy[method] = (...args: unknown[]) => {
-      if (rank < threshold()) return;
-      (real()[method as Method] as (...a: unknown[]) => void)(...args);
-    };
+  return new LazyLogger(logger, bindings, options) as unknown as FastifyBaseLogger;
+}
+
+/**
+ * One object per request and nothing else: its methods live on the prototype, since under tsx
+ * (keepNames) every named closure made per request would cost a defineProperty as well.
+ */
+class LazyLogger {
+  private built: FastifyBaseLogger | undefined;
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Record<string, unknown>,
+    private readonly options: { level?: string },
+  ) {}
+
+  /** The pino child, built on first use. */
+  real(): FastifyBaseLogger {
+    this.built ??= this.parent.child(this.bindings, this.options);
+    return this.built;
   }
-  return lazy as unknown as FastifyBaseLogger;
+
+  get level(): string {
+    return this.built?.level ?? this.options.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.real().level = level;
+  }
+
+  /** Whether a line of this level would be written. */
+  enabled(method: Method): boolean {
+    const values = (this.parent as unknown as { levels: { values: Record<string, number> } }).levels.values;
+    return (values[method] ?? 0) >= (values[this.level] ?? 0);
+  }
+
+  child(bindings: Record<string, unknown>, options?: object): FastifyBaseLogger {
+    return this.real().child(bindings, options);
+  }
+
+  silent(): void {}
+}
+
+for (const method of METHODS) {
+  Object.defineProperty(LazyLogger.prototype, method, {
+    writable: true,
+    configurable: true,
+    value(this: LazyLogger, ...args: unknown[]) {
+      if (!this.enabled(method)) return;
+      (this.real()[method] as (...a: unknown[]) => void)(...args);
+    },
+  });
 }
