@@ -12,6 +12,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { open } from "../../src/domain/encryption.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { dropDatabaseAt } from "../support/database.js";
 import { createSubscriber, ERROR_FIELDS, loginAdmin } from "../support/graphql.js";
 
 const ROTATE = gql`
@@ -269,6 +270,8 @@ describe("signing key lifecycle", () => {
   const apps: TestApp[] = [];
   afterAll(async () => {
     for (const app of apps.reverse()) await app.stop();
+    // The restarted app runs on the first one's database, which neither drops (no-op for the rest).
+    for (const app of apps) await dropDatabaseAt(app.databaseUrl);
   });
 
   it("creates one key when the first signatures race, and keeps it across a restart", async () => {

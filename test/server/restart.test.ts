@@ -1,6 +1,7 @@
 import { gql } from "graphql-request";
 import { afterAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { dropDatabaseAt } from "../support/database.js";
 import {
   createApiAs,
   createApplicationAs,
@@ -17,7 +18,11 @@ const MINE = gql`
 `;
 
 let second: TestApp | undefined;
-afterAll(() => second?.stop());
+afterAll(async () => {
+  await second?.stop();
+  // Started on the first app's database, which a test app does not drop when it did not create it.
+  await dropDatabaseAt(second?.databaseUrl);
+});
 
 describe("restart", () => {
   it("keeps users, applications, subscriptions, tokens and service secrets", async () => {
