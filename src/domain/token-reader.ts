@@ -15,43 +15,49 @@ const MAX_BATCH = 500;
  */
 const READS_IN_FLIGHT = 1;
 
-/** The columns of an access token read, in the order of READ_ACCESS's arrays. */
-const ACCESS_COLUMNS = [
-  "t.id",
-  "t.kind",
-  "t.client_id",
-  "t.application_id",
-  "t.key_type",
-  "t.user_id",
-  "t.scopes",
-  "t.token_hash",
-  "t.issued_at",
-  "t.expires_at",
-  "t.revoked_at",
-  "t.revoke_scheduled_at",
-  "u.username",
-  "u.disabled",
-  "k.allowed_domains",
-] as const;
+/**
+ * What an access token read returns: each record field with the SQL that gives it, in the order
+ * of READ_ACCESS's arrays. Fields named `…At` come back as Dates (see recordsOf).
+ */
+const ACCESS_FIELDS = {
+  id: "t.id",
+  kind: "t.kind",
+  clientId: "t.client_id",
+  applicationId: "t.application_id",
+  keyType: "t.key_type",
+  userId: "t.user_id",
+  scopes: "t.scopes",
+  tokenHash: "t.token_hash",
+  issuedAt: "t.issued_at",
+  expiresAt: "t.expires_at",
+  revokedAt: "t.revoked_at",
+  revokeScheduledAt: "t.revoke_scheduled_at",
+  // A user deleted meanwhile takes its tokens with it (cascade); until then, no name and not disabled.
+  username: "u.username",
+  userDisabled: "coalesce(u.disabled, false)",
+  allowedDomains: "k.allowed_domains",
+} as const;
 
 /** The same for a refresh token, with its family and its user. */
-const REFRESH_COLUMNS = [
-  "rt.id",
-  "rt.token_hash",
-  "rt.issued_at",
-  "rt.expires_at",
-  "rt.used_at",
-  "rt.revoked_at",
-  "f.revoked_at",
-  "f.client_id",
-  "f.user_id",
-  "u.username",
-  "u.disabled",
-] as const;
+const REFRESH_FIELDS = {
+  id: "rt.id",
+  tokenHash: "rt.token_hash",
+  issuedAt: "rt.issued_at",
+  expiresAt: "rt.expires_at",
+  usedAt: "rt.used_at",
+  revokedAt: "rt.revoked_at",
+  familyRevokedAt: "f.revoked_at",
+  clientId: "f.client_id",
+  userId: "f.user_id",
+  username: "u.username",
+  userDisabled: "u.disabled",
+} as const;
 
 /** One JSON array per column, each holding that column of every row: `[[ids…], [kinds…], …]`. */
-const columns = (names: readonly string[]) =>
-  `json_build_array(${names.map((name) => `json_agg(${name})`).join(", ")})`;
+const columns = (fields: Readonly<Record<string, string>>) =>
+  `json_build_array(${Object.values(fields)
+    .map((sql) => `json_agg(${sql})`)
+    .join(", ")})`;
 
 /**
  * Every token a batch asks for, in one statement of a fixed text (prepared once per connection
@@ -73,14 +79,14 @@ function readStatement(access: boolean, refresh: boolean): string {
   const refreshIds = access ? "$2" : "$1";
   const owner = (userId: string) => `(select username, disabled_at is not null as disabled
       from users where id = ${userId} offset 0) as u`;
-  const accessPart = `(select ${columns(ACCESS_COLUMNS)}
+  const accessPart = `(select ${columns(ACCESS_FIELDS)}
     from unnest((select $1::uuid[])) as q(id)
     cross join lateral (select * from access_tokens where id = q.id offset 0) as t
     left join lateral ${owner("t.user_id")} on true
     left join lateral (select allowed_domains from application_keys
       where id = t.application_key_id offset 0) as k on true)`;
   // The refresh token's family and user are required (inner joins): without them, no token.
-  const refreshPart = `(select ${columns(REFRESH_COLUMNS)}
+  const refreshPart = `(select ${columns(REFRESH_FIELDS)}
     from unnest((select ${refreshIds}::uuid[])) as q(id)
     cross join lateral (select * from refresh_tokens where id = q.id offset 0) as rt
     cross join lateral (select * from refresh_token_families where id = rt.family_id offset 0) as f
@@ -133,83 +139,30 @@ type Columns = (unknown[] | null)[];
 
 const date = (value: unknown) => (value == null ? null : new Date(value as string));
 
-/** The rows of one part of a read's result, rebuilt from its columns (see readStatement). */
-function* rowsOf(part: Columns | null): Generator<unknown[]> {
+/**
+ * The records of one part of a read's result, rebuilt from its columns (see readStatement) and
+ * named by `fields` (ACCESS_FIELDS or REFRESH_FIELDS); `…At` fields become Dates.
+ */
+function* recordsOf(part: Columns | null, fields: Readonly<Record<string, string>>): Generator<unknown> {
+  const names = Object.keys(fields);
+  const dates = names.map((name) => name.endsWith("At"));
   const columns = (part ?? []) as unknown[][];
   // json_agg gives null only for no rows at all: a part with rows has every column.
   const count = columns[0]?.length ?? 0;
-  for (let i = 0; i < count; i++) yield columns.map((column) => column[i]);
+  for (let i = 0; i < count; i++) {
+    const record: Record<string, unknown> = {};
+    for (let c = 0; c < names.length; c++) {
+      const value = (columns[c] as unknown[])[i];
+      record[names[c] as string] = dates[c] ? date(value) : value;
+    }
+    yield record;
+  }
 }
 
-/** The tokens of a read's result, `[access, refresh]`: columns as in ACCESS_COLUMNS, REFRESH_COLUMNS. */
+/** The tokens of a read's result, `[access, refresh]`. */
 function* decode([access, refresh]: (Columns | null)[]): Generator<[Kind, TokenRecord]> {
-  for (const row of rowsOf(access ?? null)) {
-    const [
-      id,
-      kind,
-      clientId,
-      applicationId,
-      keyType,
-      userId,
-      scopes,
-      tokenHash,
-      issued,
-      expires,
-      revoked,
-      scheduled,
-      username,
-      disabled,
-      domains,
-    ] = row;
-    const token = {
-      id,
-      kind,
-      clientId,
-      applicationId,
-      keyType,
-      userId,
-      scopes,
-      tokenHash,
-      issuedAt: date(issued),
-      expiresAt: date(expires),
-      revokedAt: date(revoked),
-      revokeScheduledAt: date(scheduled),
-      // A user deleted meanwhile takes its tokens with it (cascade); until then, no name and not disabled.
-      username: username ?? null,
-      userDisabled: disabled === true,
-      allowedDomains: domains ?? null,
-    };
-    yield ["a", token as AccessTokenRecord];
-  }
-  for (const row of rowsOf(refresh ?? null)) {
-    const [
-      id,
-      tokenHash,
-      issued,
-      expires,
-      used,
-      revoked,
-      familyRevoked,
-      clientId,
-      userId,
-      username,
-      disabled,
-    ] = row;
-    const token = {
-      id,
-      tokenHash,
-      issuedAt: date(issued),
-      expiresAt: date(expires),
-      usedAt: date(used),
-      revokedAt: date(revoked),
-      familyRevokedAt: date(familyRevoked),
-      clientId,
-      userId,
-      username,
-      userDisabled: disabled === true,
-    };
-    yield ["r", token as RefreshTokenRecord];
-  }
+  for (const token of recordsOf(access ?? null, ACCESS_FIELDS)) yield ["a", token as AccessTokenRecord];
+  for (const token of recordsOf(refresh ?? null, REFRESH_FIELDS)) yield ["r", token as RefreshTokenRecord];
 }
 
 /**
