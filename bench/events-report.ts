@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { markers } from "./report.js";
 
 export type Target = "pglite" | "postgres";
 
@@ -117,8 +117,7 @@ export interface EventsReport {
   readonly warnings: readonly string[];
 }
 
-const START = "<!-- bench:events -->";
-const END = "<!-- /bench:events -->";
+const { start: START, end: END } = markers("events");
 
 const int = (v: number) => Math.round(v).toLocaleString("en-US");
 const ms = (v: number) => (Number.isNaN(v) ? "—" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1));
@@ -254,22 +253,4 @@ How to read it:
 - CPU columns are % of one core over the measured window; "other programs" is CPU used by anything the benchmark did not start (the harness waits up to BENCH_QUIET_WAIT seconds for a quiet machine before each case).
 - Quick run: \`BENCH_SUITES=events BENCH_FANOUT_EVENTS=200 BENCH_FANOUT_ROUNDS=1 BENCH_LATENCY_DURATION=5 BENCH_EXPIRY_TOKENS=10000 BENCH_EXPIRY_WINDOW=10 BENCH_OUTPUT=/tmp/bench.md npm run bench\`; see bench/events-run.ts for every setting.
 ${END}`;
-}
-
-/** Rewrites only this benchmark's section (between its markers) of `path`. */
-export async function writeEventsSection(path: string, section: string): Promise<void> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch {
-    text =
-      "# Benchmarks\n\nEach section is written by its own harness; rerun the command it names to refresh it.\n";
-  }
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  const next =
-    start >= 0 && end > start
-      ? `${text.slice(0, start)}${section}${text.slice(end + END.length)}`
-      : `${text.trimEnd()}\n\n${section}\n`;
-  await writeFile(path, next);
 }

@@ -57,11 +57,11 @@ import {
   renderEventsSection,
   TARGET_LABEL,
   type Target,
-  writeEventsSection,
 } from "./events-report.js";
 import type { EventsServerApi } from "./events-server.js";
 import { commandLine, postgresVersion } from "./meta.js";
 import { provisionClient } from "./provision.js";
+import { writeSection } from "./report.js";
 import { createDatabase, serviceEnv } from "./servers.js";
 import {
   LOAD_CORE as CLIENT_CORE,
@@ -790,7 +790,7 @@ export async function runEventsSuite(measured: string): Promise<Findings> {
     problems,
     warnings,
   });
-  await writeEventsSection(s.output, section);
+  await writeSection(s.output, section, "events");
   log(`\nwrote the events section of ${s.output}`);
   return findings;
 }
