@@ -140,21 +140,35 @@ function bearerValue(request: GatewayRequest): string | GatewayDecision {
 }
 
 /**
- * A path with nothing for URL parsing to change: non-empty segments (`//host` would name a host),
- * none of them `.` or `..`, without percent sign, backslash, query or fragment. Anything else goes
- * through URL.
+ * The original URI's path must be one that every server reads the same way, since the gateway
+ * passes the raw URI on and the API resolves it by its own rules: nginx's `proxy_pass` sends it
+ * as the client wrote it, and an API may or may not resolve dot segments (also `%2e`), merge
+ * slashes, decode `%2F` or read `\` as a separator. `/other/v1/../../shop/v1/items` is
+ * `/shop/v1/items` to URL parsing, but an API that routes by prefix serves it from `/other`;
+ * `//internal/shop/v1/items` is a path under the host `internal` to URL parsing, and
+ * `/internal/shop/v1/items` to an API that merges slashes. So the check refuses, rather than
+ * resolves, every path with more than one reading.
+ *
+ * PLAIN_PATH: segments of path characters, not empty (a trailing slash aside) and not `.` or
+ * `..`, without percent sign, backslash, query or fragment. The hot path's URIs are all like it.
  */
 const PLAIN_PATH = /^(?:(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?|\/)$/;
 
-/** The path of the original URI, dot segments resolved; null when it is not a valid path. */
+/** The same with percent-encoded octets (RFC 3986 pchar); dot segments are looked for apart. */
+const ENCODED_PATH = /^(?:(?:\/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+)+\/?|\/)$/;
+
+/** A `.` or `..` segment, plainly or percent-encoded; an encoded slash or backslash. */
+const AMBIGUOUS = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|%2f|%5c/i;
+
+/**
+ * The path of the original URI (query and fragment dropped), exactly as the client sent it; null
+ * when it is not a path, or one that servers may read in different ways (see PLAIN_PATH).
+ */
 export function pathOf(uri: string): string | null {
   if (PLAIN_PATH.test(uri)) return uri;
-  try {
-    // Resolves dot segments (also %2e), so /api/v1/../admin cannot pass for /api/v1/...
-    return new URL(uri, "http://gateway.invalid").pathname;
-  } catch {
-    return null;
-  }
+  const end = uri.search(/[?#]/);
+  const path = end === -1 ? uri : uri.slice(0, end);
+  return ENCODED_PATH.test(path) && !AMBIGUOUS.test(path) ? path : null;
 }
 
 /** The 200 of each grant, built once: its headers depend on the grant alone. */
@@ -162,7 +176,11 @@ const allowedDecisions = new WeakMap<TokenGrant, GatewayDecision>();
 
 function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: string): GatewayDecision {
   const path = pathOf(request.uri);
-  if (path === null) return forbidden("the original URI is not a valid path");
+  if (path === null) {
+    return forbidden(
+      "the original URI is not a plain path (no dot or empty segments, encoded slashes or backslashes)",
+    );
+  }
   const api = grant.apis.find((a) => path === a.prefix || path.startsWith(`${a.prefix}/`));
   if (!api) return forbidden("the token's application is not subscribed to this API");
   if (!domainAllowed(grant.allowedDomains, request.domain)) {
