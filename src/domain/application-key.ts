@@ -17,6 +17,7 @@ import {
   users,
 } from "../db/schema/index.js";
 import { requireApplication } from "./application.js";
+import { announceCacheNotice } from "./cache-notice.js";
 import { type ClientRecord, lookupClient, touchClient } from "./client-cache.js";
 import type { Deps } from "./deps.js";
 import { KeysAlreadyGeneratedError, NotFoundError } from "./errors.js";
@@ -181,6 +182,8 @@ export async function regenerateToken(deps: Deps, auth: Auth, input: z.input<typ
       if (data.scopes != null)
         changes.scopes = requireScopesWithin(data.scopes, await subscribedScopes(tx, app.id), "scopes");
       const key = await updateKey(tx, locked, changes);
+      // Tokens kept for a grace period answer with the key's new allowed domains at once.
+      if (data.allowedDomains != null) await announceCacheNotice(tx, { applicationId: app.id });
 
       const previous = and(eq(accessTokens.applicationKeyId, key.id), eq(accessTokens.kind, "APPLICATION"));
       let previousValidUntil: Date | null = null;

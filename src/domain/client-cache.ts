@@ -1,9 +1,7 @@
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { LRUCache } from "lru-cache";
-import type { Tx } from "../db/client.js";
 import { applicationKeys, applications, consumerSecrets, users } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { TOKEN_EVENTS_CHANNEL } from "./token-event.js";
 
 /** A consumer secret with its key, application and owner, as client authentication needs them. */
 export interface ClientRecord {
@@ -70,6 +68,7 @@ function cacheFor(deps: Deps): LRUCache<string, ClientRecord | false> {
     }
   });
   deps.bus.onCacheNotice(({ invalidate }) => {
+    if (!("ownerId" in invalidate)) return;
     for (const [id, record] of created.entries()) {
       if (record && record.app.ownerId === invalidate.ownerId) created.delete(id);
     }
@@ -78,14 +77,4 @@ function cacheFor(deps: Deps): LRUCache<string, ClientRecord | false> {
   caches.set(deps, created);
   cache = created;
   return cache;
-}
-
-/**
- * Tells every instance's client cache, when `tx` commits, that an owner's clients changed (it was
- * disabled): its applications may hold no token, so no token event would say so.
- */
-export async function announceOwnerChanged(tx: Tx, ownerId: string): Promise<void> {
-  await tx.execute(
-    sql`select pg_notify(${TOKEN_EVENTS_CHANNEL}, ${JSON.stringify({ invalidate: { ownerId } })})`,
-  );
 }

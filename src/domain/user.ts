@@ -13,7 +13,7 @@ import {
   userStoreDomains,
   users,
 } from "../db/schema/index.js";
-import { announceOwnerChanged } from "./client-cache.js";
+import { announceCacheNotice } from "./cache-notice.js";
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, ForbiddenError, NotFoundError } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
@@ -186,7 +186,8 @@ export async function updateUser(
           viewer.id,
           inArray(accessTokens.applicationId, owned),
         );
-        await announceOwnerChanged(tx, userId);
+        // Its clients may hold no token, so no token event would tell the client caches.
+        await announceCacheNotice(tx, { ownerId: userId });
       }
       if (data.disabled === false) changes.disabledAt = null;
       if (passwordHash) {

@@ -10,8 +10,9 @@ const MISSING = Symbol("missing");
  * revocation event arrives from any instance (never after a lifetime), a revocation that races a
  * load leaves a tombstone so the load cannot re-insert a live entry, and while the event stream
  * is interrupted the cache is flushed and bypassed — a lost notification cannot keep a revoked
- * token alive. The lifetime (VALIDATION_CACHE_TTL) only bounds how stale subscriptions and
- * scopes may be.
+ * token alive. An application's entries go the same way when its keys or its subscriptions
+ * change (a cache notice). The lifetime (VALIDATION_CACHE_TTL) only bounds what arrives with no
+ * event or notice.
  */
 export class ValidationCache {
   private readonly entries: LRUCache<string, TokenGrant | typeof MISSING>;
@@ -26,6 +27,9 @@ export class ValidationCache {
     this.entries = new LRUCache({ max: cacheSize, ttl: cacheTtl * 1000 });
     this.tombstones = new LRUCache({ max: cacheSize, ttl: cacheTtl * 2000 });
     deps.bus.subscribe((event) => this.onEvent(event));
+    deps.bus.onCacheNotice(({ invalidate }) => {
+      if ("applicationId" in invalidate) this.dropApplication(invalidate.applicationId);
+    });
     deps.bus.onConnectivity(() => this.flush());
   }
 
@@ -73,10 +77,17 @@ export class ValidationCache {
       return;
     }
     // Key-level changes (validity, secrets, new keys): drop the application's cached tokens.
-    if (event.application_id) {
-      for (const [key, entry] of this.entries.entries()) {
-        if (entry !== MISSING && entry.applicationId === event.application_id) this.entries.delete(key);
-      }
+    if (event.application_id) this.dropApplication(event.application_id);
+  }
+
+  /**
+   * Drops an application's cached tokens (its keys or subscriptions changed). A load in flight
+   * may have read the application before the change: it answers, but is not cached.
+   */
+  private dropApplication(applicationId: string): void {
+    this.epoch += 1;
+    for (const [key, entry] of this.entries.entries()) {
+      if (entry !== MISSING && entry.applicationId === applicationId) this.entries.delete(key);
     }
   }
 }

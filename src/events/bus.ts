@@ -21,9 +21,12 @@ export interface TokenEventNotice {
   readonly truncated?: true;
 }
 
-/** A committed change that is not a token event but that caches must hear of (an owner disabled). */
+/**
+ * A committed change that is not a token event but that caches must hear of: an owner disabled
+ * (its clients), an application's subscriptions changed (its tokens' grants).
+ */
 export interface CacheNotice {
-  readonly invalidate: { readonly ownerId: string };
+  readonly invalidate: { readonly ownerId: string } | { readonly applicationId: string };
 }
 
 export interface EventBus {

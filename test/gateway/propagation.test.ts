@@ -3,11 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import {
   createGatewayWorld,
+  forbiddenAnswer,
   freshToken,
   type GatewayKey,
   type GatewayWorld,
   grantLoads,
   newKey,
+  setShopSubscription,
   unauthorizedAnswer,
   validate,
 } from "../support/gateway.js";
@@ -116,6 +118,21 @@ describe.skipIf(!onPostgres)("two instances on one PostgreSQL database", () => {
     }
     console.info(`revocation A → B (ms after A answered revokeToken), 5 rounds: ${delays.join(", ")}`);
     for (const delay of delays) expect(delay).toBeLessThan(PROPAGATION_BOUND_MS);
+  });
+
+  it(`B refuses an application's cached tokens within ${PROPAGATION_BOUND_MS} ms of it unsubscribing through A`, async () => {
+    const leaving = await newKey(world);
+    const token = await freshToken(a, leaving);
+    expect((await validate(b, { token, uri })).status).toBe(200);
+    b.resetStatements();
+    expect((await validate(b, { token, uri })).status).toBe(200);
+    expect(grantLoads(b)).toBe(0);
+    expect(await setShopSubscription(a, world, leaving, false)).toBe("UnsubscribePayload");
+    const committed = performance.now();
+    const { answer, elapsed } = await pollBUntilRefused(token, committed, 2_000);
+    expect(answer).toEqual(forbiddenAnswer("the token's application is not subscribed to this API"));
+    console.info(`unsubscription A → B: ${Math.round(elapsed * 10) / 10} ms after A answered`);
+    expect(elapsed).toBeLessThan(PROPAGATION_BOUND_MS);
   });
 
   it("honours a revocation made while the listening connections reconnect, and flushes B's cache on reconnection", async () => {

@@ -17,12 +17,13 @@ import {
   insufficientScopeAnswer,
   newKey,
   rawRequest,
+  setShopSubscription,
   tokenRequest,
   unauthorizedAnswer,
   validate,
 } from "../support/gateway.js";
 import { createSubscriber } from "../support/graphql.js";
-import { revokeToken, sleep, waitFor } from "../support/keys.js";
+import { regenerateToken, revokeToken, sleep, waitFor } from "../support/keys.js";
 import { idOf } from "../support/oauth.js";
 
 const UPDATE_USER = gql`
@@ -451,6 +452,47 @@ describe("APIs, resources and scopes", () => {
     expect(await validate(t, { token: reader.token, uri: `${items}/caf%C3%A9` })).toEqual(
       allowedFor(reader, "read"),
     );
+  });
+});
+
+describe("subscription and key changes", () => {
+  it("refuses an application's cached tokens on the very next call once it unsubscribes, and lets them through once it subscribes again", async () => {
+    const k = await newKey(world);
+    expect(await validate(t, { token: k.token, uri: items })).toEqual(allowedFor(k));
+    t.resetStatements();
+    expect(await validate(t, { token: k.token, uri: items })).toEqual(allowedFor(k));
+    expect(grantLoads(t)).toBe(0);
+
+    expect(await setShopSubscription(t, world, k, false)).toBe("UnsubscribePayload");
+    expect(await validate(t, { token: k.token, uri: items })).toEqual(NOT_SUBSCRIBED);
+    expect(await setShopSubscription(t, world, k, true)).toBe("SubscribePayload");
+    expect(await validate(t, { token: k.token, uri: items })).toEqual(allowedFor(k));
+  });
+
+  it("applies a key's new allowed domains at once to the tokens it keeps for a grace period", async () => {
+    const k = await newKey(world, { allowedDomains: ["shop.example.com"] });
+    const call = (domain: string) => validate(t, { token: k.token, uri: items, domain });
+    expect(await call("shop.example.com")).toEqual(allowedFor(k));
+    const outcome = await regenerateToken(t, world.owner.token, {
+      applicationId: k.applicationId,
+      keyType: "PRODUCTION",
+      allowedDomains: ["app.example.org"],
+      gracePeriod: 600,
+    });
+    expect(outcome.__typename).toBe("RegenerateTokenPayload");
+    expect(await call("shop.example.com")).toEqual(NOT_ALLOWED);
+    expect(await call("app.example.org")).toEqual(allowedFor(k));
+  });
+
+  it("keeps the cached tokens of other applications", async () => {
+    const [leaving, staying] = [await newKey(world), await newKey(world)];
+    for (const k of [leaving, staying]) {
+      expect(await validate(t, { token: k.token, uri: items })).toEqual(allowedFor(k));
+    }
+    expect(await setShopSubscription(t, world, leaving, false)).toBe("UnsubscribePayload");
+    t.resetStatements();
+    expect(await validate(t, { token: staying.token, uri: items })).toEqual(allowedFor(staying));
+    expect(grantLoads(t)).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import type { TestApp } from "./app.js";
 import { uniqueName } from "./fixtures.js";
-import { createApiAs, createSubscriber, loginAdmin } from "./graphql.js";
+import { createApiAs, createSubscriber, ERROR_FIELDS, loginAdmin, SUBSCRIBE } from "./graphql.js";
 import { createSubscribedApplication, mustGenerateKeys } from "./keys.js";
 
 /** The challenge every 401 of GET /validate starts with (RFC 6750 §3). */
@@ -210,6 +210,29 @@ export async function tokenRequest(
   const text = await response.text();
   if (response.status !== 200) throw new Error(`POST /token answered ${response.status}: ${text}`);
   return JSON.parse(text);
+}
+
+const UNSUBSCRIBE = `
+  mutation Unsubscribe($input: UnsubscribeInput!) {
+    unsubscribe(input: $input) { __typename ${ERROR_FIELDS} }
+  }
+`;
+
+/**
+ * Subscribes (or unsubscribes) the key's application to the shop API through `t`'s GraphQL API,
+ * as its owner; returns the payload's __typename.
+ */
+export async function setShopSubscription(
+  t: TestApp,
+  world: GatewayWorld,
+  key: Pick<GatewayKey, "applicationId">,
+  subscribed: boolean,
+): Promise<string> {
+  const input = { applicationId: key.applicationId, apiId: world.shop.id };
+  const data = await t
+    .client(world.owner.token)
+    .request<Record<string, { __typename: string }>>(subscribed ? SUBSCRIBE : UNSUBSCRIBE, { input });
+  return Object.values(data)[0]!.__typename;
 }
 
 /** How many times `t` read a token's grant from the database since `resetStatements()` (cache misses). */
