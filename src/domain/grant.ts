@@ -29,8 +29,7 @@ export function narrowScopes(requested: string | undefined, allowed: readonly st
   if (requested === undefined) return [...allowed];
   const scopes = [...new Set(requested.split(" ").filter((s) => s !== ""))];
   const bad = scopes.find((s) => !SCOPE_TOKEN.test(s) || !allowed.includes(s));
-  if (bad !== undefined)
-    throw new InvalidScopeError(`the scope ${JSON.stringify(bad)} is not available to this client`);
+  if (bad !== undefined) throw new InvalidScopeError(`the scope '${bad}' is not available to this client`);
   return scopes.sort();
 }
 

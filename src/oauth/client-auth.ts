@@ -6,7 +6,8 @@ import { decodeComponent, optional } from "./form.js";
 
 /** RFC 6749 §2.3.1: client_secret_basic, whose parts are form-urlencoded before base64. */
 function basicCredentials(header: string): { clientId: string; secret: string } | null {
-  const match = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(header.trim());
+  // RFC 7235 §2.1: the scheme is case-insensitive, then one or more spaces.
+  const match = /^Basic +([A-Za-z0-9+/]+=*)$/i.exec(header.trim());
   if (!match?.[1]) return null;
   const decoded = Buffer.from(match[1], "base64").toString("utf8");
   const colon = decoded.indexOf(":");

@@ -38,6 +38,13 @@ const STATUS: Record<OAuthErrorCode, number> = {
   server_error: 500,
 };
 
+/**
+ * error_description as RFC 6749 §5.2 allows it (printable ASCII without `"` and `\`): a
+ * description may quote what the client sent (a grant type, a scope, a parameter's name).
+ */
+const descriptionText = (text: string) =>
+  text.replaceAll('"', "'").replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, "?");
+
 /** An OAuth error: `description` is public (error_description); nothing else reaches the wire. */
 export class OAuthError extends Error {
   readonly status: number;
@@ -45,13 +52,15 @@ export class OAuthError extends Error {
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
+    /** The HTTP status, when not the code's own (413 for a body over the limit). */
+    status?: number,
   ) {
     super(description);
-    this.status = STATUS[code];
+    this.status = status ?? STATUS[code];
   }
 
   body(): { error: OAuthErrorCode; error_description: string } {
-    return { error: this.code, error_description: this.description };
+    return { error: this.code, error_description: descriptionText(this.description) };
   }
 }
 

@@ -3,6 +3,8 @@ import { OAuthError } from "./errors.js";
 
 const FORM = "application/x-www-form-urlencoded";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds.
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
  * Parses `application/x-www-form-urlencoded` bodies strictly: UTF-8 only, raw or percent-encoded
@@ -45,6 +47,10 @@ export function parseForm(body: Buffer): Map<string, string> {
     } catch {
       // URLSearchParams would turn %FF into U+FFFD silently: distinct inputs, one value.
       throw new OAuthError("invalid_request", "the request body is not valid percent-encoded UTF-8");
+    }
+    // RFC 6749 Appendix A: no parameter holds a control character (a tab aside, in passwords).
+    if (CONTROL.test(name) || CONTROL.test(value)) {
+      throw new OAuthError("invalid_request", "the request body holds a control character");
     }
     if (params.has(name)) throw new OAuthError("invalid_request", `the ${name} parameter is repeated`);
     params.set(name, value);

@@ -24,14 +24,9 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   app.addHook("onRequest", async (_request, reply) => {
     reply.header("cache-control", "no-store").header("pragma", "no-cache");
   });
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    // Fastify's own request errors (body too large, unknown media type, bad JSON) are malformed requests.
-    const cause =
-      error instanceof OAuthError || !error.code?.startsWith("FST_")
-        ? error
-        : new OAuthError("invalid_request", "the request body is malformed or not a form");
-    return sendWire(reply, wireOfError(deps, cause));
-  });
+  app.setErrorHandler((error: FastifyError, _request, reply) =>
+    sendWire(reply, wireOfError(deps, requestError(error, deps.config.limits.httpBody))),
+  );
   for (const [path, endpoint] of OAUTH_ENDPOINTS) {
     app.post(path, async (request, reply) => {
       const call = { authorization: request.headers.authorization, ip: request.ip, form: formOf(request) };
@@ -39,6 +34,22 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     });
   }
   registerMetadata(app, deps);
+}
+
+/**
+ * Fastify's own request errors as the malformed requests they are: a body over the limit (413),
+ * a body the client stopped sending (it may not be there to read the answer), an unknown media
+ * type. None is a server error, nor logged as one.
+ */
+function requestError(error: FastifyError, limit: number): Error {
+  if (error instanceof OAuthError) return error;
+  if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return new OAuthError("invalid_request", `the request body is larger than ${limit} bytes`, 413);
+  }
+  if (error.code === "ECONNRESET" || error.code?.startsWith("FST_")) {
+    return new OAuthError("invalid_request", "the request body is malformed or not a form");
+  }
+  return error;
 }
 
 /** Sends a response built by call.ts through Fastify (the fast path writes the same bytes itself). */

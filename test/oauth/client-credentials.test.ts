@@ -91,7 +91,7 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     const narrow = await newClient(f.world, { scopes: ["read"] });
     const response = await clientCredentialsRequest(f.world, narrow, { scope: "read write" });
     expect(await wire(response)).toEqual(
-      oauthError(400, "invalid_scope", 'the scope "write" is not available to this client'),
+      oauthError(400, "invalid_scope", "the scope 'write' is not available to this client"),
     );
   });
 

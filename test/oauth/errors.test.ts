@@ -1,7 +1,9 @@
+import { connect } from "node:net";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintTokenValue, parseTokenValue, TOKEN_PREFIXES } from "../../src/domain/token-value.js";
 import type { TestApp } from "../support/app.js";
+import { sleep } from "../support/keys.js";
 import {
   basicHeader,
   clientCredentialsRequest,
@@ -102,6 +104,17 @@ describe("unsupported grant types (RFC 6749 §5.2)", () => {
   );
 });
 
+describe("error_description (RFC 6749 §5.2: printable ASCII, no quote or backslash)", () => {
+  it.each([
+    ["grant_type=client%C3%A9credentials", "the client?credentials grant is not supported"],
+    ["grant_type=a%22b%5Cc", "the a'b?c grant is not supported"],
+  ])("quotes what the client sent within that alphabet (%s)", async (form, description) => {
+    expect(await wire(await postForm(t, "/token", c, form))).toEqual(
+      oauthError(400, "unsupported_grant_type", description),
+    );
+  });
+});
+
 describe("client authentication (RFC 6749 §2.3, §5.2)", () => {
   const wrongSecret = (client: TestClient): TestClient => ({ ...client, secret: other.secret });
   const unknownClient = (): TestClient => ({
@@ -193,6 +206,18 @@ describe("client authentication (RFC 6749 §2.3, §5.2)", () => {
     expect(response.status).toBe(200);
   });
 
+  it.each(["Basic  ", "basic ", "BASIC   "])(
+    "accepts the Basic scheme in any case, followed by one or more spaces (RFC 7235 §2.1): %j",
+    async (scheme) => {
+      const encoded = basicHeader(c.clientId, c.secret).slice("Basic ".length);
+      const response = await postRaw(t, "/token", "grant_type=client_credentials", {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `${scheme}${encoded}`,
+      });
+      expect(response.status).toBe(200);
+    },
+  );
+
   it("lets oauth4webapi see the Basic challenge of a failed Basic authentication", async () => {
     const response = await clientCredentialsRequest(world, wrongSecret(c));
     const error = await oauth.processClientCredentialsResponse(world.as, c.client, response).catch((e) => e);
@@ -262,6 +287,29 @@ describe("malformed bodies (never a 5xx, always an RFC error)", () => {
     );
   });
 
+  it.each(
+    ENDPOINTS.flatMap((path) => [
+      [path, "a percent-encoded NUL", "scope=read%00"],
+      [path, "a raw control character", "scope=read\u0001"],
+      [path, "a line feed", "scope=read%0Awrite"],
+      [path, "a control character in a name", "sco%00pe=read"],
+    ]),
+  )("%s: %s is invalid_request (RFC 6749 Appendix A)", async (path, _name, extra) => {
+    const response = await postForm(t, path, c, `${VALID_FORM[path]}&${extra}`);
+    expect(await wire(response)).toEqual(
+      oauthError(400, "invalid_request", "the request body holds a control character"),
+    );
+  });
+
+  it("refuses a NUL in a password grant's username before it reaches the database", async () => {
+    const before = t.logs.length;
+    const response = await postForm(t, "/token", c, "grant_type=password&username=alice%00&password=x");
+    expect(await wire(response)).toEqual(
+      oauthError(400, "invalid_request", "the request body holds a control character"),
+    );
+    expect(t.logs.slice(before).join("")).not.toContain('"level":50');
+  });
+
   it("decodes + as a space and percent-encoded UTF-8 in form values", async () => {
     const response = await postForm(t, "/token", c, "grant_type=client_credentials&scope=write+%72ead");
     expect(await wire(response)).toMatchObject({ status: 200, body: { scope: "read write" } });
@@ -276,6 +324,49 @@ describe("malformed bodies (never a 5xx, always an RFC error)", () => {
   });
 });
 
+describe("bodies that never arrive whole", () => {
+  /** Sends `raw` on a new connection, then (unless `keepOpen`) drops it; resolves with what came back. */
+  function sendRaw(raw: string, keepOpen: boolean): Promise<string> {
+    const { hostname, port } = new URL(t.url);
+    return new Promise((resolve) => {
+      let answer = "";
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(raw);
+        if (!keepOpen) setTimeout(() => socket.destroy(), 50);
+      });
+      socket.on("data", (chunk: Buffer) => {
+        answer += chunk.toString();
+      });
+      socket.on("close", () => resolve(answer));
+      socket.on("error", () => resolve(answer));
+      if (keepOpen) setTimeout(() => socket.destroy(), 500);
+    });
+  }
+
+  const chunked = (path: string) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`;
+
+  it.each(ENDPOINTS)(
+    "%s: a client that goes away mid-body is not a server error, and logs none",
+    async (path) => {
+      const before = t.logs.length;
+      await sendRaw(`${chunked(path)}5\r\ntoken`, false);
+      await sleep(100);
+      const logged = t.logs.slice(before).join("");
+      expect(logged).not.toContain('"level":50');
+      expect(logged).not.toContain("oauth endpoint failed");
+    },
+  );
+
+  it.each(ENDPOINTS)("%s: a broken chunk is a 400, and logs no error", async (path) => {
+    const before = t.logs.length;
+    const answer = await sendRaw(`${chunked(path)}zz\r\n`, true);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    await sleep(100);
+    expect(t.logs.slice(before).join("")).not.toContain('"level":50');
+  });
+});
+
 describe("oversized bodies (HTTP_BODY_LIMIT)", () => {
   let small: TestApp;
   beforeAll(async () => {
@@ -283,9 +374,11 @@ describe("oversized bodies (HTTP_BODY_LIMIT)", () => {
   });
   afterAll(() => small.stop());
 
-  it.each(ENDPOINTS)("%s: a body over the limit is invalid_request", async (path) => {
+  it.each(ENDPOINTS)("%s: a body over the limit is 413 invalid_request", async (path) => {
     const form = `${VALID_FORM[path]}&padding=${"x".repeat(2048)}`;
-    expect(await wire(await postForm(small, path, null, form))).toEqual(MALFORMED);
+    expect(await wire(await postForm(small, path, null, form))).toEqual(
+      oauthError(413, "invalid_request", "the request body is larger than 1024 bytes"),
+    );
   });
 
   it("reads a body just under the limit (and then asks for client authentication)", async () => {

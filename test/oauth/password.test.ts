@@ -189,7 +189,7 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
   it("refuses a scope outside the key's scopes with invalid_scope, before checking the password", async () => {
     const response = await passwordRequest(f.world, f.c, { ...credentials(), scope: "read admin" });
     expect(await wire(response)).toEqual(
-      oauthError(400, "invalid_scope", 'the scope "admin" is not available to this client'),
+      oauthError(400, "invalid_scope", "the scope 'admin' is not available to this client"),
     );
   });
 });

@@ -139,7 +139,7 @@ describe("refresh_token grant (RFC 6749 §6) with rotation", () => {
     expect(body).toMatchObject({ scope: "write" });
     const widened = await refreshRequest(world, c, pairOf(body).refresh_token, { scope: "read write" });
     expect(await wire(widened)).toEqual(
-      oauthError(400, "invalid_scope", 'the scope "read" is not available to this client'),
+      oauthError(400, "invalid_scope", "the scope 'read' is not available to this client"),
     );
   });
 
