@@ -5,6 +5,7 @@ import type { GraphQLError, ValidationContext } from "graphql";
 import { createYoga, maskError, type Plugin } from "graphql-yoga";
 import type { Deps } from "../domain/deps.js";
 import { createContext, type GraphQLContext } from "./context.js";
+import { useInputGuard } from "./input-guard.js";
 import { schema } from "./schema/index.js";
 
 /** What the host passes into Yoga: HTTP carries a request; graphql-ws carries connectionParams. */
@@ -43,6 +44,7 @@ export function createGraphQLServer(deps: Deps) {
     }) as Plugin,
     // Browsers send "simple" requests (GET, form posts) without a preflight: require a header.
     useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
+    useInputGuard(),
   ];
   if (!graphql.introspection) plugins.push(useDisableIntrospection() as Plugin);
   return createYoga<ServerContext, GraphQLContext>({

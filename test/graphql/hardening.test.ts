@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { loginAdmin, postGraphQL } from "../support/graphql.js";
+import { runOnce, wsClient } from "../support/ws.js";
 
 let t: TestApp;
 let token: string;
@@ -79,6 +80,82 @@ describe("GraphQL hardening over HTTP", () => {
     expect(status).toBe(200);
     expect(body.data.__schema.queryType.name).toBe("Query");
   });
+});
+
+describe("input the database cannot store, and requests the parser cannot read", () => {
+  const UNSTORABLE = {
+    message: "a string argument holds a NUL character or is not valid Unicode text",
+    extensions: { code: "BAD_USER_INPUT" },
+  };
+  const LOGIN = "mutation($input: LoginInput!) { login(input: $input) { __typename } }";
+
+  it.each([
+    [
+      "a NUL in a variable",
+      { query: LOGIN, variables: { input: { username: "a\u0000b", password: "pw-123456" } } },
+    ],
+    [
+      "a lone surrogate in a variable",
+      { query: LOGIN, variables: { input: { username: "a\ud800", password: "pw-123456" } } },
+    ],
+    [
+      "a NUL in a literal",
+      { query: 'mutation { login(input: {username: "a\\u0000b", password: "pw-123456"}) { __typename } }' },
+    ],
+    ["a NUL in a filter", { query: 'query { tokens(filter: {scope: "a\\u0000b"}) { __typename } }' }],
+  ])("refuses %s with BAD_USER_INPUT, before any resolver, logging no error", async (_name, request) => {
+    const before = t.logs.length;
+    const { body } = await postGraphQL(t, request, auth());
+    expect(body).toEqual({ errors: [UNSTORABLE] });
+    expect(t.logs.slice(before).join("")).not.toContain('"level":50');
+  });
+
+  it("keeps a surrogate pair (one code point) as the text it is", async () => {
+    const { body } = await postGraphQL(t, {
+      query: LOGIN,
+      variables: { input: { username: "nobody-\ud83d\ude00", password: "pw-123456" } },
+    });
+    expect(body.data.login.__typename).toBe("InvalidCredentialsError");
+  });
+
+  it("refuses a NUL over WebSocket too", async () => {
+    const client = wsClient(t, token);
+    try {
+      const result = await runOnce(client, LOGIN, { input: { username: "a\u0000b", password: "pw-123456" } });
+      expect(result).toEqual({ errors: [UNSTORABLE] });
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it.each([
+    ["variables", "%7Bbad"],
+    ["extensions", "%7Bbad"],
+    ["variables", "%5B1%5D"],
+    ["variables", "1"],
+  ])("answers GET with %s=%s with 400 BAD_REQUEST, logging no error", async (name, value) => {
+    const before = t.logs.length;
+    const response = await fetch(`${t.graphqlUrl}?query=%7B__typename%7D&${name}=${value}`, {
+      headers: { "x-graphql-yoga-csrf": "1", accept: "application/graphql-response+json" },
+    });
+    expect(response.status).toBe(400);
+    const body = await response.json();
+    expect(body.errors).toHaveLength(1);
+    expect(body.errors[0].extensions).toEqual({ code: "BAD_REQUEST" });
+    expect(body.errors[0].message).toMatch(/must be (JSON objects|a JSON object)$/);
+    expect(t.logs.slice(before).join("")).not.toContain('"level":50');
+  });
+
+  it.each(["[]", "null", "1", '"x"'])(
+    "answers the JSON body %s with 400 and no parser internals",
+    async (raw) => {
+      const { status, body } = await postGraphQL(t, raw, auth());
+      expect(status).toBe(400);
+      expect(body.errors).toHaveLength(1);
+      expect(JSON.stringify(body)).not.toContain("originalError");
+      expect(body.errors[0].extensions.code).toMatch(/^(BAD_REQUEST|FST_ERR_CTP_\w+)$/);
+    },
+  );
 });
 
 describe("introspection turned off", () => {

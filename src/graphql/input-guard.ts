@@ -1,0 +1,87 @@
+import { BREAK, type DocumentNode, GraphQLError, visit } from "graphql";
+import type { Plugin } from "graphql-yoga";
+
+/**
+ * A NUL (PostgreSQL's text cannot hold one: the statement fails) or a lone surrogate (not Unicode
+ * text: it would be stored as U+FFFD). With the `u` flag a surrogate pair is one code point, so
+ * only a lone surrogate matches.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the NUL is what it finds.
+const UNSTORABLE = /[\u0000\ud800-\udfff]/u;
+
+const UNSTORABLE_ERROR = "a string argument holds a NUL character or is not valid Unicode text";
+
+function unstorableIn(value: unknown): boolean {
+  if (typeof value === "string") return UNSTORABLE.test(value);
+  if (Array.isArray(value)) return value.some(unstorableIn);
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).some(([key, inner]) => UNSTORABLE.test(key) || unstorableIn(inner));
+  }
+  return false;
+}
+
+function unstorableLiteral(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    StringValue(node) {
+      if (!UNSTORABLE.test(node.value)) return undefined;
+      found = true;
+      return BREAK;
+    },
+  });
+  return found;
+}
+
+const badUserInput = (message: string) =>
+  new GraphQLError(message, { extensions: { code: "BAD_USER_INPUT" } });
+
+/** A request Yoga could not read: 400, and nothing of the parser's own error on the wire. */
+const badRequest = (message: string) =>
+  new GraphQLError(message, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
+
+const isPlainObject = (value: unknown) =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * Input that must never become "Unexpected error." (a 500 and an error log line):
+ * - strings PostgreSQL cannot store, in literals or variables, on every transport (both hooks run
+ *   for HTTP and graphql-ws): refused with BAD_USER_INPUT before any resolver runs;
+ * - a request Yoga's parser cannot read (GET with `variables` or `extensions` that are not JSON
+ *   objects, a POST body that is not one): 400 BAD_REQUEST, without the parser's error.
+ */
+export function useInputGuard(): Plugin {
+  return {
+    onRequestParse({ requestParser, setRequestParser }) {
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        let parsed: Awaited<ReturnType<typeof requestParser>>;
+        try {
+          parsed = await requestParser(request);
+        } catch {
+          throw badRequest(
+            request.method === "GET"
+              ? "the variables and extensions parameters must be JSON objects"
+              : "the request body is not a JSON object holding a GraphQL request",
+          );
+        }
+        if (parsed instanceof Response || Array.isArray(parsed)) return parsed;
+        for (const part of ["variables", "extensions"] as const) {
+          if (parsed[part] != null && !isPlainObject(parsed[part])) {
+            throw badRequest(`${part} must be a JSON object`);
+          }
+        }
+        return parsed;
+      });
+    },
+    onExecute({ args, setResultAndStopExecution }) {
+      if (unstorableLiteral(args.document) || unstorableIn(args.variableValues)) {
+        setResultAndStopExecution({ errors: [badUserInput(UNSTORABLE_ERROR)] });
+      }
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      if (unstorableLiteral(args.document) || unstorableIn(args.variableValues)) {
+        setResultAndStopExecution({ errors: [badUserInput(UNSTORABLE_ERROR)] });
+      }
+    },
+  };
+}
