@@ -32,8 +32,14 @@ function unstorableLiteral(document: DocumentNode): boolean {
   return found;
 }
 
-const badUserInput = (message: string) =>
-  new GraphQLError(message, { extensions: { code: "BAD_USER_INPUT" } });
+/**
+ * BAD_USER_INPUT when a string literal of the document or a variable (or a variable's key) holds
+ * what the database cannot store; null otherwise.
+ */
+export function unstorableInputError(document: DocumentNode, variables: unknown): GraphQLError | null {
+  if (!unstorableLiteral(document) && !unstorableIn(variables)) return null;
+  return new GraphQLError(UNSTORABLE_ERROR, { extensions: { code: "BAD_USER_INPUT" } });
+}
 
 /** A request Yoga could not read: 400, and nothing of the parser's own error on the wire. */
 const badRequest = (message: string) =>
@@ -44,8 +50,8 @@ const isPlainObject = (value: unknown) =>
 
 /**
  * Input that must never become "Unexpected error." (a 500 and an error log line):
- * - strings PostgreSQL cannot store, in literals or variables, on every transport (both hooks run
- *   for HTTP and graphql-ws): refused with BAD_USER_INPUT before any resolver runs;
+ * - strings PostgreSQL cannot store, in literals or variables: refused with BAD_USER_INPUT before
+ *   any resolver runs (graphql-ws checks them itself before its shared subscriptions, see ws.ts);
  * - a request Yoga's parser cannot read (GET with `variables` or `extensions` that are not JSON
  *   objects, a POST body that is not one): 400 BAD_REQUEST, without the parser's error.
  */
@@ -74,14 +80,12 @@ export function useInputGuard(): Plugin {
       });
     },
     onExecute({ args, setResultAndStopExecution }) {
-      if (unstorableLiteral(args.document) || unstorableIn(args.variableValues)) {
-        setResultAndStopExecution({ errors: [badUserInput(UNSTORABLE_ERROR)] });
-      }
+      const error = unstorableInputError(args.document, args.variableValues);
+      if (error) setResultAndStopExecution({ errors: [error] });
     },
     onSubscribe({ args, setResultAndStopExecution }) {
-      if (unstorableLiteral(args.document) || unstorableIn(args.variableValues)) {
-        setResultAndStopExecution({ errors: [badUserInput(UNSTORABLE_ERROR)] });
-      }
+      const error = unstorableInputError(args.document, args.variableValues);
+      if (error) setResultAndStopExecution({ errors: [error] });
     },
   };
 }

@@ -7,6 +7,7 @@ import { WebSocketServer } from "ws";
 import type { Deps } from "../domain/deps.js";
 import { authenticate } from "./context.js";
 import type { Outlet } from "./direct-delivery.js";
+import { unstorableInputError } from "./input-guard.js";
 import { SharedSubscriptions } from "./shared-execution.js";
 import type { createGraphQLServer } from "./yoga.js";
 import { GRAPHQL_PATH } from "./yoga.js";
@@ -101,6 +102,9 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           };
           const errors = validate(args.schema, args.document);
           if (errors.length) return errors;
+          // Before the shared subscriptions too, which do not go through the enveloped subscribe.
+          const unstorable = unstorableInputError(document, payload.variables);
+          if (unstorable) return [unstorable];
           return args;
         }),
     },

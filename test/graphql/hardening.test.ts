@@ -118,11 +118,21 @@ describe("input the database cannot store, and requests the parser cannot read",
     expect(body.data.login.__typename).toBe("InvalidCredentialsError");
   });
 
-  it("refuses a NUL over WebSocket too", async () => {
+  it.each([
+    ["a mutation", LOGIN, { input: { username: "a\u0000b", password: "pw-123456" } }],
+    [
+      "a subscription",
+      "subscription($t: [TokenEventType!]) { tokenEvents(filter: {types: $t}) { id } }",
+      { t: ["ISSUED"], "x\u0000": 1 },
+    ],
+  ])("refuses a NUL over WebSocket too, in %s", async (_name, query, variables) => {
     const client = wsClient(t, token);
     try {
-      const result = await runOnce(client, LOGIN, { input: { username: "a\u0000b", password: "pw-123456" } });
-      expect(result).toEqual({ errors: [UNSTORABLE] });
+      const refused = await runOnce(client, query, variables).then(
+        () => "answered",
+        (errors) => errors,
+      );
+      expect(refused).toEqual([expect.objectContaining(UNSTORABLE)]);
     } finally {
       await client.dispose();
     }
