@@ -7,6 +7,7 @@ import type { Deps } from "../domain/deps.js";
 import { createContext, type GraphQLContext } from "./context.js";
 import { useInputGuard } from "./input-guard.js";
 import { schema } from "./schema/index.js";
+import { useWebSocketSubscriptionsOnly } from "./websocket-subscriptions.js";
 
 /** What the host passes into Yoga: HTTP carries a request; graphql-ws carries connectionParams. */
 export interface ServerContext {
@@ -45,6 +46,7 @@ export function createGraphQLServer(deps: Deps) {
     // Browsers send "simple" requests (GET, form posts) without a preflight: require a header.
     useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
     useInputGuard(),
+    useWebSocketSubscriptionsOnly(),
   ];
   if (!graphql.introspection) plugins.push(useDisableIntrospection() as Plugin);
   return createYoga<ServerContext, GraphQLContext>({

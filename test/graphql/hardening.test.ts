@@ -168,6 +168,26 @@ describe("input the database cannot store, and requests the parser cannot read",
   );
 });
 
+describe("subscriptions over HTTP", () => {
+  it.each(["text/event-stream", "application/json", "application/graphql-response+json"])(
+    "refuses a subscription over HTTP (Accept: %s) with 400: subscriptions are served over WebSocket",
+    async (accept) => {
+      const response = await fetch(t.graphqlUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept, ...auth() },
+        body: JSON.stringify({ query: "subscription { tokenEvents { id } }" }),
+        signal: AbortSignal.timeout(5_000),
+      });
+      expect(response.status).toBe(400);
+      // Over Server-Sent Events the error comes as the stream's only event, then the stream ends.
+      const text = await response.text();
+      expect(text).toContain(
+        '{"errors":[{"message":"subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP","extensions":{"code":"BAD_REQUEST"}}]}',
+      );
+    },
+  );
+});
+
 describe("introspection turned off", () => {
   let prod: TestApp;
   beforeAll(async () => {
