@@ -10,6 +10,13 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   throw new ValidationError(field, `${field}: ${issue?.message ?? "invalid"}`);
 }
 
+/**
+ * C0 and C1 controls, and the bidirectional overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069), which make a name display as other text than it holds ("Trojan Source").
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 /** A trimmed, non-empty string of at most `max` characters. */
 export const text = (max: number) =>
   z
@@ -17,8 +24,7 @@ export const text = (max: number) =>
     .trim()
     .min(1, "must not be empty")
     .max(max, `must be at most ${max} characters`)
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), "must not contain control characters");
+    .refine((v) => !CONTROL.test(v), "must not contain control characters");
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -255,6 +255,13 @@ describe("createApplication", () => {
       ["a blank name", { name: "   " }, "name", "name: must not be empty"],
       ["a 101-character name", { name: "n".repeat(101) }, "name", "name: must be at most 100 characters"],
       ["a name with a tab", { name: "a\tb" }, "name", "name: must not contain control characters"],
+      [
+        "a name with a right-to-left override",
+        { name: "invoice\u202efdp.exe" },
+        "name",
+        "name: must not contain control characters",
+      ],
+      ["a name with a C1 control", { name: "a\u0085b" }, "name", "name: must not contain control characters"],
       ["an empty description", { description: "" }, "description", "description: must not be empty"],
       [
         "a 1001-character description",
