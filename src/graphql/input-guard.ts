@@ -45,6 +45,39 @@ export function unstorableInputError(document: DocumentNode, variables: unknown)
 const badRequest = (message: string) =>
   new GraphQLError(message, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
 
+/** The media types a GraphQL response over HTTP comes in (Yoga's result processors). */
+const PRODUCED = new Set([
+  "*/*",
+  "application/*",
+  "application/json",
+  "application/graphql-response+json",
+  "multipart/*",
+  "multipart/mixed",
+  "text/*",
+  "text/event-stream",
+]);
+
+/** No Accept header, or one naming a type (or range) of PRODUCED; Yoga weighs the rest. */
+function acceptable(accept: string | null): boolean {
+  if (accept === null || accept.trim() === "") return true;
+  return accept.split(",").some((range) => PRODUCED.has(range.split(";")[0]!.trim().toLowerCase()));
+}
+
+/** 406 with a GraphQL error body (Yoga's own 406 has the body `null`). */
+const notAcceptable = () =>
+  new Response(
+    JSON.stringify({
+      errors: [
+        {
+          message:
+            "the Accept header names no type a GraphQL response comes in (application/graphql-response+json, application/json, multipart/mixed, text/event-stream)",
+          extensions: { code: "NOT_ACCEPTABLE" },
+        },
+      ],
+    }),
+    { status: 406, headers: { "content-type": "application/json; charset=utf-8" } },
+  );
+
 const isPlainObject = (value: unknown) =>
   value !== null && typeof value === "object" && !Array.isArray(value);
 
@@ -53,11 +86,16 @@ const isPlainObject = (value: unknown) =>
  * - strings PostgreSQL cannot store, in literals or variables: refused with BAD_USER_INPUT before
  *   any resolver runs (graphql-ws checks them itself before its shared subscriptions, see ws.ts);
  * - a request Yoga's parser cannot read (GET with `variables` or `extensions` that are not JSON
- *   objects, a POST body that is not one): 400 BAD_REQUEST, without the parser's error.
+ *   objects, a POST body that is not one): 400 BAD_REQUEST, without the parser's error;
+ * - a request that accepts no type a GraphQL response comes in: 406 with an error body.
  */
 export function useInputGuard(): Plugin {
   return {
-    onRequestParse({ requestParser, setRequestParser }) {
+    onRequestParse({ request, requestParser, setRequestParser, endResponse }) {
+      if (!acceptable(request.headers.get("accept"))) {
+        endResponse(notAcceptable());
+        return;
+      }
       if (!requestParser) return;
       setRequestParser(async (request) => {
         let parsed: Awaited<ReturnType<typeof requestParser>>;

@@ -168,6 +168,39 @@ describe("input the database cannot store, and requests the parser cannot read",
   );
 });
 
+describe("Accept headers", () => {
+  it.each(["application/xml", "text/html", "image/png, application/pdf;q=0.9"])(
+    "answers Accept: %s with 406 and a GraphQL error body",
+    async (accept) => {
+      const response = await fetch(t.graphqlUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept, ...auth() },
+        body: JSON.stringify({ query: "{ __typename }" }),
+      });
+      expect(response.status).toBe(406);
+      expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      const body = await response.json();
+      expect(body.errors).toHaveLength(1);
+      expect(body.errors[0].extensions).toEqual({ code: "NOT_ACCEPTABLE" });
+    },
+  );
+
+  it.each([
+    "application/json",
+    "*/*",
+    "application/graphql-response+json;charset=utf-8",
+    "text/html, */*;q=0.8",
+  ])("answers Accept: %s", async (accept) => {
+    const response = await fetch(t.graphqlUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept, ...auth() },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ data: { __typename: "Query" } });
+  });
+});
+
 describe("subscriptions over HTTP", () => {
   it.each(["text/event-stream", "application/json", "application/graphql-response+json"])(
     "refuses a subscription over HTTP (Accept: %s) with 400: subscriptions are served over WebSocket",
