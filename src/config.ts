@@ -74,6 +74,7 @@ const schema = z.object({
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().positive().default(2000),
   HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(102_400),
   WS_MAX_PAYLOAD: z.coerce.number().int().positive().default(65_536),
+  WS_MAX_OPERATIONS: z.coerce.number().int().positive().default(50),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
 });
 
@@ -132,7 +133,12 @@ export interface Config {
     readonly maxCost: number;
     readonly maxTokens: number;
   };
-  readonly limits: { readonly httpBody: number; readonly wsPayload: number };
+  readonly limits: {
+    readonly httpBody: number;
+    readonly wsPayload: number;
+    /** Operations (subscriptions, queries, mutations) in progress at once on one WebSocket. */
+    readonly wsOperations: number;
+  };
   readonly shutdownTimeoutMs: number;
 }
 
@@ -200,7 +206,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxCost: e.GRAPHQL_MAX_COST,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
     }),
-    limits: Object.freeze({ httpBody: e.HTTP_BODY_LIMIT, wsPayload: e.WS_MAX_PAYLOAD }),
+    limits: Object.freeze({
+      httpBody: e.HTTP_BODY_LIMIT,
+      wsPayload: e.WS_MAX_PAYLOAD,
+      wsOperations: e.WS_MAX_OPERATIONS,
+    }),
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   });
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ExecutionArgs, ExecutionResult, GraphQLError } from "graphql";
+import { type ExecutionArgs, type ExecutionResult, GraphQLError } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
@@ -62,6 +62,15 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
         ),
       onSubscribe: (ctx, id, payload) =>
         internal(deps, async () => {
+          // graphql-ws has already counted this operation in: more than the limit is one too many.
+          if (Object.keys(ctx.subscriptions).length > deps.config.limits.wsOperations) {
+            return [
+              new GraphQLError(
+                `at most ${deps.config.limits.wsOperations} operations may be in progress at once on one connection`,
+                { extensions: { code: "TOO_MANY_OPERATIONS" } },
+              ),
+            ];
+          }
           const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
             connectionParams: ctx.connectionParams ?? {},
             source: ctx.extra.request.socket.remoteAddress ?? "unknown",

@@ -15,7 +15,9 @@ const open = (tk?: string) => {
 };
 
 beforeAll(async () => {
-  t = await startTestApp({ env: { WS_MAX_PAYLOAD: "2048", GRAPHQL_MAX_DEPTH: "5" } });
+  t = await startTestApp({
+    env: { WS_MAX_PAYLOAD: "2048", GRAPHQL_MAX_DEPTH: "5", WS_MAX_OPERATIONS: "3" },
+  });
   token = await loginAdmin(t);
 });
 afterEach(async () => {
@@ -63,6 +65,34 @@ describe("GraphQL over WebSocket (graphql-transport-ws)", () => {
     const closed = new Promise<number>((resolve) => socket.once("close", (code) => resolve(code)));
     socket.send(JSON.stringify({ type: "connection_init", payload: { padding: "x".repeat(4096) } }));
     expect(await closed).toBe(1009);
+  });
+
+  it("refuses an operation over WS_MAX_OPERATIONS on one connection, and keeps the connection", async () => {
+    const client = open(token);
+    const live = "subscription { tokenEvents { id } }";
+    const failures: unknown[] = [];
+    const stops = [1, 2, 3].map(() =>
+      client.subscribe(
+        { query: live },
+        { next: () => {}, error: (e) => failures.push(e), complete: () => {} },
+      ),
+    );
+    const refused = await runOnce(client, live).then(
+      () => "answered",
+      (errors) => errors,
+    );
+    expect(refused).toEqual([
+      expect.objectContaining({
+        message: "at most 3 operations may be in progress at once on one connection",
+        extensions: { code: "TOO_MANY_OPERATIONS" },
+      }),
+    ]);
+    // One ends (its Complete goes out before the next Subscribe): the next operation, on the same
+    // connection, runs.
+    stops[0]!();
+    expect(await runOnce(client, "{ __typename }")).toEqual({ data: { __typename: "Query" } });
+    expect(failures).toEqual([]);
+    for (const stop of stops) stop();
   });
 
   it("refuses upgrades on other paths", async () => {
