@@ -143,22 +143,33 @@ function bearerValue(request: GatewayRequest): string | GatewayDecision {
  * The original URI's path must be one that every server reads the same way, since the gateway
  * passes the raw URI on and the API resolves it by its own rules: nginx's `proxy_pass` sends it
  * as the client wrote it, and an API may or may not resolve dot segments (also `%2e`), merge
- * slashes, decode `%2F` or read `\` as a separator. `/other/v1/../../shop/v1/items` is
- * `/shop/v1/items` to URL parsing, but an API that routes by prefix serves it from `/other`;
- * `//internal/shop/v1/items` is a path under the host `internal` to URL parsing, and
- * `/internal/shop/v1/items` to an API that merges slashes. So the check refuses, rather than
- * resolves, every path with more than one reading.
+ * slashes, decode `%2F` or `%5C` into separators, or drop `;parameters` from segments (Tomcat,
+ * Jetty). `/other/v1/../../shop/v1/items` is `/shop/v1/items` to URL parsing, but an API that
+ * routes by prefix serves it from `/other`; `//internal/shop/v1/items` is a path under the host
+ * `internal` to URL parsing, and `/internal/shop/v1/items` to an API that merges slashes;
+ * `/other/v1/..;/..;/shop/v1/items` is `/shop/v1/items` to Tomcat. So the check refuses, rather
+ * than resolves, a path with a dot or empty segment in any of these readings, and matches the
+ * others as they are (an encoded slash inside a segment, `group%2Fproject`, cannot leave the API).
  *
  * PLAIN_PATH: segments of path characters, not empty (a trailing slash aside) and not `.` or
- * `..`, without percent sign, backslash, query or fragment. The hot path's URIs are all like it.
+ * `..` (with or without `;parameters`), without percent sign, backslash, query or fragment. The
+ * hot path's URIs are all like it.
  */
-const PLAIN_PATH = /^(?:(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?|\/)$/;
+const PLAIN_PATH = /^(?:(?:\/(?!\.\.?(?:[/;]|$))[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?|\/)$/;
 
-/** The same with percent-encoded octets (RFC 3986 pchar); dot segments are looked for apart. */
-const ENCODED_PATH = /^(?:(?:\/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+)+\/?|\/)$/;
+/**
+ * Any other path: visible characters (raw UTF-8 reaches Node as Latin-1 characters), no
+ * backslash, well-formed escapes.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are refused.
+const PATH_TEXT = /^\/[^\x00-\x20\x7f\\]*$/;
+const BAD_ESCAPE = /%(?![0-9a-f]{2})/i;
 
-/** A `.` or `..` segment, plainly or percent-encoded; an encoded slash or backslash. */
-const AMBIGUOUS = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|%2f|%5c/i;
+/**
+ * A dot segment, also with `;parameters` (`.`, `..`, `%2e%2e`, `..;x`), or an empty one (`//`,
+ * `/%2F`), where `/`, `%2F` and `%5C` all separate segments.
+ */
+const AMBIGUOUS = /(?:\/|%2f|%5c)(?:(?:\.|%2e){1,2}(?:[/;]|%2f|%5c|%3b|$)|\/|%2f|%5c|$)/i;
 
 /**
  * The path of the original URI (query and fragment dropped), exactly as the client sent it; null
@@ -168,7 +179,11 @@ export function pathOf(uri: string): string | null {
   if (PLAIN_PATH.test(uri)) return uri;
   const end = uri.search(/[?#]/);
   const path = end === -1 ? uri : uri.slice(0, end);
-  return ENCODED_PATH.test(path) && !AMBIGUOUS.test(path) ? path : null;
+  if (!PATH_TEXT.test(path) || BAD_ESCAPE.test(path)) return null;
+  if (path === "/") return path;
+  // A trailing slash ends the last segment; it does not make an empty one.
+  const segments = path.endsWith("/") ? path.slice(0, -1) : path;
+  return AMBIGUOUS.test(segments) ? null : path;
 }
 
 /** The 200 of each grant, built once: its headers depend on the grant alone. */
@@ -178,7 +193,7 @@ function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: str
   const path = pathOf(request.uri);
   if (path === null) {
     return forbidden(
-      "the original URI is not a plain path (no dot or empty segments, encoded slashes or backslashes)",
+      "the original URI is not a plain path (no dot or empty segments, however encoded, and no backslashes)",
     );
   }
   const api = grant.apis.find((a) => path === a.prefix || path.startsWith(`${a.prefix}/`));
