@@ -11,13 +11,30 @@ const UNSTORABLE = /[\u0000\ud800-\udfff]/u;
 
 const UNSTORABLE_ERROR = "a string argument holds a NUL character or is not valid Unicode text";
 
-function unstorableIn(value: unknown): boolean {
-  if (typeof value === "string") return UNSTORABLE.test(value);
-  if (Array.isArray(value)) return value.some(unstorableIn);
-  if (value !== null && typeof value === "object") {
-    return Object.entries(value).some(([key, inner]) => UNSTORABLE.test(key) || unstorableIn(inner));
+/** Variables nested deeper than this are refused: nothing in the schema takes more than a few levels. */
+const MAX_VARIABLE_DEPTH = 32;
+
+/**
+ * What is wrong with the variables, if anything: nesting past MAX_VARIABLE_DEPTH, or a string
+ * (value or key) the database cannot store. Walked with a stack of its own, so that no nesting
+ * can overflow the call stack.
+ */
+function variablesProblem(variables: unknown): string | null {
+  const pending: [unknown, number][] = [[variables, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, depth] = next;
+    if (typeof value === "string") {
+      if (UNSTORABLE.test(value)) return UNSTORABLE_ERROR;
+    } else if (value !== null && typeof value === "object") {
+      if (depth >= MAX_VARIABLE_DEPTH)
+        return `variables may be nested at most ${MAX_VARIABLE_DEPTH} levels deep`;
+      for (const [key, inner] of Object.entries(value)) {
+        if (UNSTORABLE.test(key)) return UNSTORABLE_ERROR;
+        pending.push([inner, depth + 1]);
+      }
+    }
   }
-  return false;
+  return null;
 }
 
 function unstorableLiteral(document: DocumentNode): boolean {
@@ -34,11 +51,11 @@ function unstorableLiteral(document: DocumentNode): boolean {
 
 /**
  * BAD_USER_INPUT when a string literal of the document or a variable (or a variable's key) holds
- * what the database cannot store; null otherwise.
+ * what the database cannot store, or the variables are nested too deep; null otherwise.
  */
 export function unstorableInputError(document: DocumentNode, variables: unknown): GraphQLError | null {
-  if (!unstorableLiteral(document) && !unstorableIn(variables)) return null;
-  return new GraphQLError(UNSTORABLE_ERROR, { extensions: { code: "BAD_USER_INPUT" } });
+  const problem = unstorableLiteral(document) ? UNSTORABLE_ERROR : variablesProblem(variables);
+  return problem ? new GraphQLError(problem, { extensions: { code: "BAD_USER_INPUT" } }) : null;
 }
 
 /** A request Yoga could not read: 400, and nothing of the parser's own error on the wire. */
@@ -78,13 +95,18 @@ const notAcceptable = () =>
     { status: 406, headers: { "content-type": "application/json; charset=utf-8" } },
   );
 
+/** graphql-ws operations carry connectionParams (ws.ts), which checks them before anything runs. */
+const overWebSocket = (context: unknown) =>
+  (context as { connectionParams?: unknown }).connectionParams !== undefined;
+
 const isPlainObject = (value: unknown) =>
   value !== null && typeof value === "object" && !Array.isArray(value);
 
 /**
  * Input that must never become "Unexpected error." (a 500 and an error log line):
- * - strings PostgreSQL cannot store, in literals or variables: refused with BAD_USER_INPUT before
- *   any resolver runs (graphql-ws checks them itself before its shared subscriptions, see ws.ts);
+ * - strings PostgreSQL cannot store, in literals or variables, and variables nested too deep:
+ *   refused with BAD_USER_INPUT before any resolver runs (graphql-ws checks its operations
+ *   itself, before anything else, see ws.ts);
  * - a request Yoga's parser cannot read (GET with `variables` or `extensions` that are not JSON
  *   objects, a POST body that is not one): 400 BAD_REQUEST, without the parser's error;
  * - a request that accepts no type a GraphQL response comes in: 406 with an error body.
@@ -118,10 +140,12 @@ export function useInputGuard(): Plugin {
       });
     },
     onExecute({ args, setResultAndStopExecution }) {
+      if (overWebSocket(args.contextValue)) return;
       const error = unstorableInputError(args.document, args.variableValues);
       if (error) setResultAndStopExecution({ errors: [error] });
     },
     onSubscribe({ args, setResultAndStopExecution }) {
+      if (overWebSocket(args.contextValue)) return;
       const error = unstorableInputError(args.document, args.variableValues);
       if (error) setResultAndStopExecution({ errors: [error] });
     },

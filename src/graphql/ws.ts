@@ -82,6 +82,10 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           } catch (error) {
             return [error as never];
           }
+          // First: the shared subscriptions' key serialises the variables, and they do not go
+          // through the enveloped subscribe, whose hook checks HTTP's operations.
+          const unstorable = unstorableInputError(document, payload.variables);
+          if (unstorable) return [unstorable];
           const args = {
             schema,
             operationName: payload.operationName,
@@ -111,9 +115,6 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           };
           const errors = validate(args.schema, args.document);
           if (errors.length) return errors;
-          // Before the shared subscriptions too, which do not go through the enveloped subscribe.
-          const unstorable = unstorableInputError(document, payload.variables);
-          if (unstorable) return [unstorable];
           return args;
         }),
     },

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { loginAdmin, postGraphQL } from "../support/graphql.js";
+import { waitFor } from "../support/keys.js";
 import { runOnce, wsClient } from "../support/ws.js";
 
 let t: TestApp;
@@ -136,6 +138,60 @@ describe("input the database cannot store, and requests the parser cannot read",
     } finally {
       await client.dispose();
     }
+  });
+
+  it("refuses variables nested past 32 levels, however deep, over HTTP and WebSocket", async () => {
+    // As text: JSON.stringify itself overflows the stack at the depths tried here.
+    const nested = (depth: number) => `${"[".repeat(depth)}"x"${"]".repeat(depth)}`;
+    const TOO_DEEP = {
+      message: "variables may be nested at most 32 levels deep",
+      extensions: { code: "BAD_USER_INPUT" },
+    };
+    const before = t.logs.length;
+    // Depths up to what this app's 4 KB body limit lets through.
+    for (const depth of [40, 2_000]) {
+      const answer = await postGraphQL(
+        t,
+        `{"query":"{ __typename }","variables":{"a":${nested(depth)}}}`,
+        auth(),
+      );
+      expect({ depth, status: answer.status, body: answer.body }).toEqual({
+        depth,
+        status: 200,
+        body: { errors: [TOO_DEEP] },
+      });
+    }
+    // Within the bound, an unused variable changes nothing.
+    const shallow = await postGraphQL(
+      t,
+      `{"query":"{ __typename }","variables":{"a":${nested(20)}}}`,
+      auth(),
+    );
+    expect(shallow.body).toEqual({ data: { __typename: "Query" } });
+    // Over WebSocket (64 KB messages): 30,000 levels, a query and a subscription.
+    const socket = new WebSocket(t.graphqlUrl.replace(/^http/, "ws"), "graphql-transport-ws");
+    const messages: { id?: string; type: string; payload?: unknown }[] = [];
+    socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve) => socket.once("open", resolve));
+    socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${token}` } }));
+    const queries = ["{ __typename }", "subscription { tokenEvents { id } }"];
+    try {
+      await waitFor(async () => (messages.some((m) => m.type === "connection_ack") ? true : undefined));
+      for (const [i, query] of queries.entries()) {
+        const variables = `{"a":${nested(30_000)}}`;
+        socket.send(
+          `{"id":"${i}","type":"subscribe","payload":{"query":"${query}","variables":${variables}}}`,
+        );
+      }
+      await waitFor(async () => (messages.filter((m) => m.type === "error").length === 2 ? true : undefined));
+      expect(messages.filter((m) => m.type !== "connection_ack")).toEqual([
+        { id: "0", type: "error", payload: [TOO_DEEP] },
+        { id: "1", type: "error", payload: [TOO_DEEP] },
+      ]);
+    } finally {
+      socket.close();
+    }
+    expect(t.logs.slice(before).join("")).not.toContain('"level":50');
   });
 
   it.each([
