@@ -11,11 +11,12 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
 }
 
 /**
- * C0 and C1 controls, and the bidirectional overrides and isolates (U+202A–U+202E,
- * U+2066–U+2069), which make a name display as other text than it holds ("Trojan Source").
+ * C0 and C1 controls, the line and paragraph separators, and the bidirectional marks, overrides
+ * and isolates (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), which make a name display
+ * as other text than it holds ("Trojan Source").
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** A trimmed, non-empty string of at most `max` characters. */
 export const text = (max: number) =>

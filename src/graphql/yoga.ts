@@ -52,7 +52,8 @@ export function createGraphQLServer(deps: Deps) {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: env !== "production" && graphql.introspection,
+    // GraphiQL runs subscriptions over WebSocket too (over HTTP they are refused).
+    graphiql: env !== "production" && graphql.introspection ? { subscriptionsProtocol: "WS" } : false,
     landingPage: false,
     logging: false,
     // Typed errors are data; anything thrown is masked ("Unexpected error.") and logged here.

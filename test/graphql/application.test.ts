@@ -262,6 +262,18 @@ describe("createApplication", () => {
         "name: must not contain control characters",
       ],
       ["a name with a C1 control", { name: "a\u0085b" }, "name", "name: must not contain control characters"],
+      [
+        "a name with a line separator",
+        { name: "a\u2028b" },
+        "name",
+        "name: must not contain control characters",
+      ],
+      [
+        "a name with a right-to-left mark",
+        { name: "a\u200fb" },
+        "name",
+        "name: must not contain control characters",
+      ],
       ["an empty description", { description: "" }, "description", "description: must not be empty"],
       [
         "a 1001-character description",

@@ -208,7 +208,7 @@ describe("input the database cannot store, and requests the parser cannot read",
     const body = await response.json();
     expect(body.errors).toHaveLength(1);
     expect(body.errors[0].extensions).toEqual({ code: "BAD_REQUEST" });
-    expect(body.errors[0].message).toMatch(/must be (JSON objects|a JSON object)$/);
+    expect(body.errors[0].message).toMatch(new RegExp(name));
     expect(t.logs.slice(before).join("")).not.toContain('"level":50');
   });
 

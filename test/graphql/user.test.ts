@@ -206,6 +206,12 @@ describe("createUser", () => {
         "password",
         "password: must be at most 256 characters",
       ],
+      [
+        "a password with a line feed",
+        { password: "line1\nline2-pw" },
+        "password",
+        "password: must not contain control characters (a tab aside)",
+      ],
       ["an empty role list", { roles: [] }, "roles", "roles: must name at least one role"],
       [
         "a lower-case user store domain",
