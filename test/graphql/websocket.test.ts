@@ -151,12 +151,12 @@ describe("GraphQL over WebSocket when the database fails", () => {
     // Both hooks failed, and the cause is in the log: from onConnect in the hook's own line; from
     // onSubscribe (Yoga's context factory) in Yoga's "unexpected error" line, the hook's masked.
     expect(errors.filter((line) => line.msg === "graphql-ws hook failed")).toHaveLength(2);
-    expect(
-      errors
-        .filter((line) => /closed|ended/i.test(line.err?.message ?? ""))
-        .map((l) => l.msg)
-        .sort(),
-    ).toEqual(["graphql-ws hook failed", "unexpected error"]);
+    // (The app's background jobs, finding the database closed, may log their own failures too.)
+    const withCause = errors
+      .filter((line) => /closed|ended/i.test(line.err?.message ?? ""))
+      .map((l) => l.msg);
+    expect(withCause).toContain("graphql-ws hook failed");
+    expect(withCause).toContain("unexpected error");
   });
 });
 
