@@ -224,15 +224,20 @@ describe("input the database cannot store, and requests the parser cannot read",
   );
 });
 
+/** POST /graphql as the admin, asking for the response in `accept`. */
+const postAccepting = (accept: string, query: string) =>
+  fetch(t.graphqlUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept, ...auth() },
+    body: JSON.stringify({ query }),
+    signal: AbortSignal.timeout(5_000),
+  });
+
 describe("Accept headers", () => {
   it.each(["application/xml", "text/html", "image/png, application/pdf;q=0.9"])(
     "answers Accept: %s with 406 and a GraphQL error body",
     async (accept) => {
-      const response = await fetch(t.graphqlUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept, ...auth() },
-        body: JSON.stringify({ query: "{ __typename }" }),
-      });
+      const response = await postAccepting(accept, "{ __typename }");
       expect(response.status).toBe(406);
       expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
       const body = await response.json();
@@ -247,11 +252,7 @@ describe("Accept headers", () => {
     "application/graphql-response+json;charset=utf-8",
     "text/html, */*;q=0.8",
   ])("answers Accept: %s", async (accept) => {
-    const response = await fetch(t.graphqlUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept, ...auth() },
-      body: JSON.stringify({ query: "{ __typename }" }),
-    });
+    const response = await postAccepting(accept, "{ __typename }");
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ data: { __typename: "Query" } });
   });
@@ -261,12 +262,7 @@ describe("subscriptions over HTTP", () => {
   it.each(["text/event-stream", "application/json", "application/graphql-response+json"])(
     "refuses a subscription over HTTP (Accept: %s) with 400: subscriptions are served over WebSocket",
     async (accept) => {
-      const response = await fetch(t.graphqlUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept, ...auth() },
-        body: JSON.stringify({ query: "subscription { tokenEvents { id } }" }),
-        signal: AbortSignal.timeout(5_000),
-      });
+      const response = await postAccepting(accept, "subscription { tokenEvents { id } }");
       expect(response.status).toBe(400);
       // Over Server-Sent Events the error comes as the stream's only event, then the stream ends.
       const text = await response.text();
