@@ -59,7 +59,7 @@ describe("planner statistics", () => {
       expect(probe).toMatch(/Index Scan using access_tokens_primary_pkey/);
       expect(probe).not.toMatch(/Bitmap/);
 
-      // Changed again: not before the next check (30 s), nor within ten minutes of the last analysis.
+      // Changed again: not before the next check (10 s), nor within ten minutes of the last analysis.
       await insertTokens(2_000);
       clock += 1_000;
       expect(await statistics.refresh()).toEqual([]);
@@ -70,6 +70,34 @@ describe("planner statistics", () => {
       // Nothing changed since: nothing to do.
       clock += 11 * 60_000;
       expect(await statistics.refresh()).toEqual([]);
+    });
+
+    it("analyze tables never analyzed first, and as many per check as fit in 50 ms", async () => {
+      // access_tokens_primary has statistics (the test above) and changes by 3,000 rows; users,
+      // never analyzed, by 2,000 (larger than 64 KB): users comes first all the same.
+      await insertTokens(3_000);
+      await t.app.deps.database.raw(
+        `insert into users (username, password_hash)
+         select 'bulk-' || g || '-' || md5(random()::text), md5(random()::text) from generate_series(1, 2000) g`,
+      );
+      let clock = 100_000_000;
+      // Each ANALYZE "takes" 60 ms on this budget clock: one table per check.
+      let spent = 0;
+      const slow = createPlannerStatistics(t.app.deps.database, () => clock, () => (spent += 60));
+      expect(await slow.refresh()).toEqual(["users"]);
+      clock += 5_000;
+      expect(await slow.refresh()).toEqual([]);
+      clock += 5_000;
+      expect(await slow.refresh()).toEqual(["access_tokens_primary"]);
+
+      // With time to spare, one check analyzes every table due.
+      await insertTokens(3_000);
+      await t.app.deps.database.raw(
+        `insert into users (username, password_hash)
+         select 'more-' || g || '-' || md5(random()::text), md5(random()::text) from generate_series(1, 3000) g`,
+      );
+      const quick = createPlannerStatistics(t.app.deps.database, () => clock, () => 0);
+      expect((await quick.refresh()).sort()).toEqual(["access_tokens_primary", "users"]);
     });
   });
 });
