@@ -83,7 +83,11 @@ describe("planner statistics", () => {
       let clock = 100_000_000;
       // Each ANALYZE "takes" 60 ms on this budget clock: one table per check.
       let spent = 0;
-      const slow = createPlannerStatistics(t.app.deps.database, () => clock, () => (spent += 60));
+      const slowly = () => {
+        spent += 60;
+        return spent;
+      };
+      const slow = createPlannerStatistics(t.app.deps.database, () => clock, slowly);
       expect(await slow.refresh()).toEqual(["users"]);
       clock += 5_000;
       expect(await slow.refresh()).toEqual([]);
@@ -96,7 +100,11 @@ describe("planner statistics", () => {
         `insert into users (username, password_hash)
          select 'more-' || g || '-' || md5(random()::text), md5(random()::text) from generate_series(1, 3000) g`,
       );
-      const quick = createPlannerStatistics(t.app.deps.database, () => clock, () => 0);
+      const quick = createPlannerStatistics(
+        t.app.deps.database,
+        () => clock,
+        () => 0,
+      );
       expect((await quick.refresh()).sort()).toEqual(["access_tokens_primary", "users"]);
     });
   });
