@@ -1,6 +1,6 @@
 import type { CpuUse } from "./cpu.js";
 import type { LoadResult } from "./load.js";
-import { markers, ROUNDS_TEXT, roundsCell, rps } from "./report.js";
+import { markers, pairedRounds, ROUNDS_TEXT, roundsCell, rps } from "./report.js";
 
 export type GatewayServer = "bare" | "fastify" | "pglite" | "postgres" | "oidc-provider";
 
@@ -54,12 +54,16 @@ const BASE = {
   introspect: { server: "oidc-provider", target: 2, name: "oidc-provider" },
 } as const;
 
-/** requests/s of `r` over its endpoint's base at the same connection count. */
-export function gatewayRatio(results: readonly GatewayCase[], r: GatewayCase): number | undefined {
-  const base = results.find(
+/** The case `r` is compared with: its endpoint's base at the same connection count. */
+const baseOf = (results: readonly GatewayCase[], r: GatewayCase) =>
+  results.find(
     (b) =>
       b.endpoint === r.endpoint && b.server === BASE[r.endpoint].server && b.connections === r.connections,
   );
+
+/** requests/s of `r` over its endpoint's base at the same connection count. */
+export function gatewayRatio(results: readonly GatewayCase[], r: GatewayCase): number | undefined {
+  const base = baseOf(results, r);
   if (!base || base.load.requestsPerSecond === 0) return undefined;
   return r.load.requestsPerSecond / base.load.requestsPerSecond;
 }
@@ -90,7 +94,14 @@ function ratios(results: readonly GatewayCase[], endpoint: GatewayCase["endpoint
       if (v === undefined) return [];
       const ours = r.server === "pglite" || r.server === "postgres";
       const verdict = ours ? (v >= target ? " (meets the target)" : " (**below the target**)") : "";
-      return [`- ${GATEWAY_LABEL[r.server]} at ${r.connections} connections: **${v.toFixed(2)}x**${verdict}`];
+      const paired = pairedRounds(r.rounds, baseOf(results, r)?.rounds);
+      const perRound =
+        paired && paired.each.length > 1
+          ? `; round by round ${paired.each.map((e) => `${e.toFixed(2)}x`).join(" / ")}, median ${paired.median.toFixed(2)}x`
+          : "";
+      return [
+        `- ${GATEWAY_LABEL[r.server]} at ${r.connections} connections: **${v.toFixed(2)}x**${verdict}${perRound}`,
+      ];
     });
   return lines.join("\n") || `- (no ${BASE[endpoint].name} in this run)`;
 }
@@ -129,7 +140,7 @@ Request: \`GET /validate\` with \`Authorization: Bearer <an active application t
 
 ${table(results, "validate")}
 
-Ratios (median requests/s over the bare node:http server at the same connection count; target ≥ ${BASE.validate.target}):
+Ratios (median requests/s over the bare node:http server at the same connection count; target ≥ ${BASE.validate.target}), then each round's ratio (the servers of a round run back to back, at the machine's speed of the moment) and their median:
 ${ratios(results, "validate")}
 
 ### POST /introspect on a cache miss
@@ -138,7 +149,7 @@ Request: \`POST\` to the introspection endpoint (ours \`/introspect\`, oidc-prov
 
 ${table(results, "introspect")}
 
-Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x):
+Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x), then each round's ratio and their median:
 ${ratios(results, "introspect")}
 
 ### Where the CPU went during each case's median round

@@ -98,6 +98,22 @@ export function medianRounds<T extends { readonly load: LoadResult }>(
 export const roundsCell = (rounds: readonly number[] | undefined) =>
   rounds && rounds.length > 0 ? rounds.map(rps).join(" / ") : "—";
 
+/**
+ * Each round's ratio of `ours` to `base` (the cases of one round run a few seconds apart, so
+ * they share the machine's speed of the moment, which can drift by half within a run on a
+ * shared host), and their median; undefined unless both have the same rounds.
+ */
+export function pairedRounds(
+  ours: readonly number[] | undefined,
+  base: readonly number[] | undefined,
+): { readonly each: number[]; readonly median: number } | undefined {
+  if (!ours || !base || ours.length === 0 || ours.length !== base.length || base.includes(0))
+    return undefined;
+  const each = ours.map((v, i) => v / (base[i] as number));
+  const sorted = [...each].sort((a, b) => a - b);
+  return { each, median: sorted[Math.floor((sorted.length - 1) / 2)] as number };
+}
+
 /** The ratio of ours to the peer at the same connection count. */
 export function ratio(
   results: readonly CaseResult[],
