@@ -20,7 +20,7 @@ import { verifyUserCredentials } from "./login.js";
 import { hashPassword } from "./password.js";
 import { revokeAccessTokens } from "./token.js";
 import { appendTokenEvents, thenSynced } from "./token-event.js";
-import { isUniqueViolation, parseInput, requireId } from "./validation.js";
+import { isUniqueViolation, OAUTH_CONTROL, parseInput, requireId } from "./validation.js";
 import { type Auth, requireAdmin, requireViewer } from "./viewer.js";
 
 export const ROLES = ["admin", "subscriber"] as const satisfies readonly Role[];
@@ -35,17 +35,12 @@ const Roles = z
   .min(1, "must name at least one role")
   .max(10)
   .transform((r) => [...new Set(r)]);
-/**
- * No control character but tab: RFC 6749 Appendix A allows no other in the password grant's
- * password, so a password holding one could never be used at POST /token.
- */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
-const PASSWORD_CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 const Password = z
   .string()
   .min(8, "must be at least 8 characters")
   .max(256, "must be at most 256 characters")
-  .refine((v) => !PASSWORD_CONTROL.test(v), "must not contain control characters (a tab aside)");
+  // A password POST /token would refuse (the password grant) could never be used there.
+  .refine((v) => !OAUTH_CONTROL.test(v), "must not contain control characters (a tab aside)");
 
 const CreateUserInput = z.object({
   username: Username,

@@ -18,6 +18,13 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
+/**
+ * The control characters RFC 6749 Appendix A allows in no OAuth parameter: all but tab (which a
+ * password may hold). POST /token refuses them, and so does every password set.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds.
+export const OAUTH_CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
 /** A trimmed, non-empty string of at most `max` characters. */
 export const text = (max: number) =>
   z

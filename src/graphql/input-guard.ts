@@ -1,5 +1,6 @@
 import { BREAK, type DocumentNode, GraphQLError, visit } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import { overWebSocket } from "./websocket-subscriptions.js";
 
 /**
  * A NUL (PostgreSQL's text cannot hold one: the statement fails) or a lone surrogate (not Unicode
@@ -95,9 +96,21 @@ const notAcceptable = () =>
     { status: 406, headers: { "content-type": "application/json; charset=utf-8" } },
   );
 
-/** graphql-ws operations carry connectionParams (ws.ts), which checks them before anything runs. */
-const overWebSocket = (context: unknown) =>
-  (context as { connectionParams?: unknown }).connectionParams !== undefined;
+/**
+ * The check of an operation over HTTP, before it executes or subscribes (graphql-ws checks its
+ * own operations before anything runs, see ws.ts).
+ */
+function guardOperation({
+  args,
+  setResultAndStopExecution,
+}: {
+  args: { contextValue: unknown; document: DocumentNode; variableValues?: unknown };
+  setResultAndStopExecution: (result: { errors: GraphQLError[] }) => void;
+}): void {
+  if (overWebSocket(args.contextValue)) return;
+  const error = unstorableInputError(args.document, args.variableValues);
+  if (error) setResultAndStopExecution({ errors: [error] });
+}
 
 /**
  * Input that must never become "Unexpected error." (a 500 and an error log line):
@@ -128,15 +141,7 @@ export function useInputGuard(): Plugin {
         }
       });
     },
-    onExecute({ args, setResultAndStopExecution }) {
-      if (overWebSocket(args.contextValue)) return;
-      const error = unstorableInputError(args.document, args.variableValues);
-      if (error) setResultAndStopExecution({ errors: [error] });
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      if (overWebSocket(args.contextValue)) return;
-      const error = unstorableInputError(args.document, args.variableValues);
-      if (error) setResultAndStopExecution({ errors: [error] });
-    },
+    onExecute: guardOperation,
+    onSubscribe: guardOperation,
   };
 }

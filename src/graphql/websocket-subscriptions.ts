@@ -1,6 +1,10 @@
 import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
 
+/** Whether an operation came over graphql-ws: its context carries connectionParams (ws.ts). */
+export const overWebSocket = (context: unknown) =>
+  (context as { connectionParams?: unknown }).connectionParams !== undefined;
+
 /**
  * Subscriptions are served over WebSocket only (graphql-transport-ws on the same path), where
  * every subscriber shares one execution per event and a slow consumer is cut off (its send buffer
@@ -12,8 +16,7 @@ import type { Plugin } from "graphql-yoga";
 export function useWebSocketSubscriptionsOnly(): Plugin {
   return {
     onSubscribe({ args }) {
-      const context = args.contextValue as { connectionParams?: unknown };
-      if (context.connectionParams !== undefined) return;
+      if (overWebSocket(args.contextValue)) return;
       throw new GraphQLError(
         "subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP",
         { extensions: { code: "BAD_REQUEST", http: { status: 400 } } },

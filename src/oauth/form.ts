@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { OAUTH_CONTROL } from "../domain/validation.js";
 import { OAuthError } from "./errors.js";
 
 const FORM = "application/x-www-form-urlencoded";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds.
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
  * Parses `application/x-www-form-urlencoded` bodies strictly: UTF-8 only, raw or percent-encoded
@@ -49,7 +48,7 @@ export function parseForm(body: Buffer): Map<string, string> {
       throw new OAuthError("invalid_request", "the request body is not valid percent-encoded UTF-8");
     }
     // RFC 6749 Appendix A: no parameter holds a control character (a tab aside, in passwords).
-    if (CONTROL.test(name) || CONTROL.test(value)) {
+    if (OAUTH_CONTROL.test(name) || OAUTH_CONTROL.test(value)) {
       throw new OAuthError("invalid_request", "the request body holds a control character");
     }
     if (params.has(name)) throw new OAuthError("invalid_request", `the ${name} parameter is repeated`);
