@@ -1,10 +1,13 @@
 /**
- * Benchmark child: a baseline of the gateway suite, answering every request with a fixed 200 and
- * an empty body. BENCH_BARE=node: a bare node:http server (the reference /validate is measured
- * against); BENCH_BARE=fastify: Fastify with one route and no logger (what the framework alone
- * reaches). Speaks the harness IPC protocol ("ready", "stop").
+ * Benchmark child: a baseline of the gateway suite, answering every request with a fixed 200.
+ * BENCH_BARE=node: a bare node:http server with an empty body (the reference /validate is
+ * measured against); BENCH_BARE=fastify: Fastify with one route and no logger (what the framework
+ * alone reaches); BENCH_BARE=introspection: a bare node:http server that reads each request's body
+ * to its end, then answers BENCH_BARE_BODY as JSON with the headers of our introspection answer
+ * (the most any Node server can serve of that request and answer: a bound, see gateway-suite.ts).
+ * Speaks the harness IPC protocol ("ready", "stop").
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serveAsChild } from "./child-server.js";
 
@@ -18,12 +21,32 @@ async function start(): Promise<Server> {
     await app.listen({ host: "127.0.0.1", port: 0 });
     return app.server;
   }
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { "content-length": "0" });
-    response.end();
-  });
+  const server =
+    process.env.BENCH_BARE === "introspection"
+      ? createServer(fixedAnswer(process.env.BENCH_BARE_BODY ?? "{}"))
+      : createServer((_request, response) => {
+          response.writeHead(200, { "content-length": "0" });
+          response.end();
+        });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return server;
+}
+
+/** Reads the body (discarding it), then writes `body` as our introspection answer is written. */
+function fixedAnswer(body: string) {
+  const headers = {
+    "cache-control": "no-store",
+    pragma: "no-cache",
+    "content-type": "application/json; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+  };
+  return (request: IncomingMessage, response: ServerResponse) => {
+    request.on("data", () => {});
+    request.on("end", () => {
+      response.writeHead(200, headers);
+      response.end(body);
+    });
+  };
 }
 
 const server = await start();

@@ -2,7 +2,14 @@ import type { CpuUse } from "./cpu.js";
 import type { LoadResult } from "./load.js";
 import { markers, pairedRounds, ROUNDS_TEXT, roundsCell, rps } from "./report.js";
 
-export type GatewayServer = "bare" | "fastify" | "pglite" | "postgres" | "oidc-provider";
+export type GatewayServer =
+  | "bare"
+  | "fastify"
+  | "pglite"
+  | "postgres"
+  | "oidc-provider"
+  | "pglite-no-read"
+  | "bare-introspection";
 
 export const GATEWAY_LABEL: Record<GatewayServer, string> = {
   bare: "bare node:http (fixed 200)",
@@ -10,7 +17,12 @@ export const GATEWAY_LABEL: Record<GatewayServer, string> = {
   pglite: "ours, PGlite",
   postgres: "ours, PostgreSQL",
   "oidc-provider": "oidc-provider (in-memory)",
+  "pglite-no-read": "bound: ours, PGlite, no database read",
+  "bare-introspection": "bound: bare node:http (fixed introspection answer)",
 };
+
+/** The introspection bounds (BENCH_INTROSPECT_BOUNDS): measured for diagnosis, no target. */
+const BOUNDS: readonly GatewayServer[] = ["pglite-no-read", "bare-introspection"];
 
 export interface GatewayCase {
   readonly endpoint: "validate" | "introspect";
@@ -122,6 +134,10 @@ function cpuTable(results: readonly GatewayCase[]): string {
 ${rows.join("\n")}`;
 }
 
+const BOUNDS_TEXT = `The two "bound" rows (\`BENCH_INTROSPECT_BOUNDS\`, on by default) are there to read the others by; no target applies to them:
+- "${GATEWAY_LABEL["pglite-no-read"]}" is our service over PGlite doing everything an introspection does (the form, the client's authentication, the token's checksum and keyed hash, the answer) except the database read: each token is read once, by the check before the runs, and then answered from memory (bench/token-server.ts, \`BENCH_SKIP_TOKEN_READS\`). Its ratio is the most that any database, however fast, could give ours on this machine.
+- "${GATEWAY_LABEL["bare-introspection"]}" reads the same requests to their end and writes our answer for one of the tokens, byte for byte, with the same headers, and does nothing else: the most that any Node server could serve of this request and answer here.`;
+
 /** The gateway benchmark's section of BENCHMARKS.md, markers included. */
 export function renderGatewaySection(results: readonly GatewayCase[], meta: GatewayMeta): string {
   const { start, end } = markers("gateway");
@@ -151,7 +167,7 @@ ${table(results, "introspect")}
 
 Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x), then each round's ratio and their median:
 ${ratios(results, "introspect")}
-
+${results.some((r) => BOUNDS.includes(r.server)) ? `\n${BOUNDS_TEXT}\n` : ""}
 ### Where the CPU went during each case's median round
 
 CPU in % of one core (the machine has ${meta.nproc}):

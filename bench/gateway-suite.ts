@@ -9,7 +9,10 @@
  *   BENCH_INTROSPECT_TOKENS, rotated across the whole run), and our introspection reads the
  *   database on every call; against oidc-provider's introspection endpoint, with tokens minted
  *   the same way (client_credentials, same client) and introspected by that client. Target:
- *   ours ≥ 2x oidc-provider.
+ *   ours ≥ 2x oidc-provider. Two bounds are measured beside them (BENCH_INTROSPECT_BOUNDS): ours
+ *   over PGlite with every token answered from memory after its first read (all but the database
+ *   read), and a bare node:http server writing our answer for one token to every request (all
+ *   but ours): what no database, and no code of ours, could exceed on this machine.
  *
  * Every server runs pinned to the server core, the load generator to the other; each case
  * waits for a quiet machine first, as in the token suite.
@@ -49,7 +52,9 @@ export const gatewayCaseCount = () =>
   settings.rounds *
   settings.connections.length *
   ((measuring("validate") ? 2 + ours().length : 0) +
-    (measuring("introspect") ? ours().length + (withPeer() ? 1 : 0) : 0));
+    (measuring("introspect")
+      ? ours().length + (withPeer() ? 1 : 0) + (settings.introspectBounds ? 2 : 0)
+      : 0));
 
 interface Loaded {
   readonly kind: GatewayServer;
@@ -84,19 +89,9 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
         check,
       });
     }
-    if (!measuring("introspect")) continue;
-    const tokens = await mintTokens(`${url}/token`, running.client, settings.introspectTokens);
-    const endpoint = `${url}/introspect`;
-    const allActive = () => checkIntrospection(endpoint, running.client, tokens);
-    await allActive();
-    introspect.push({
-      kind: target,
-      server: running.server,
-      spec: introspectionRequest(endpoint, running.client, tokens),
-      check: () => checkIntrospection(endpoint, running.client, tokens.slice(0, 1)),
-      after: allActive,
-    });
+    if (measuring("introspect")) introspect.push(await introspected(target, running, "/introspect"));
   }
+  if (measuring("introspect") && settings.introspectBounds) introspect.push(...(await startBounds()));
   // The baselines get the very same request bytes as ours (they ignore them).
   const sample = oursValidate[0]?.spec ?? { ...validateRequest("tmat_placeholder"), url: "" };
   const baseline = async (kind: "bare" | "fastify", server: ServerChild): Promise<Loaded> => {
@@ -119,18 +114,7 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
   }
   if (withPeer() && measuring("introspect")) {
     log(`starting ${GATEWAY_LABEL["oidc-provider"]}…`);
-    const peer = await startPeer();
-    const tokens = await mintTokens(`${peer.server.url}/token`, peer.client, settings.introspectTokens);
-    const endpoint = `${peer.server.url}/token/introspection`;
-    const allActive = () => checkIntrospection(endpoint, peer.client, tokens);
-    await allActive();
-    introspect.unshift({
-      kind: "oidc-provider",
-      server: peer.server,
-      spec: introspectionRequest(endpoint, peer.client, tokens),
-      check: () => checkIntrospection(endpoint, peer.client, tokens.slice(0, 1)),
-      after: allActive,
-    });
+    introspect.unshift(await introspected("oidc-provider", await startPeer(), "/token/introspection"));
   }
 
   const measured: GatewayCase[] = [];
@@ -173,6 +157,77 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
   return findings;
 }
 
+/**
+ * An introspection case: `settings.introspectTokens` tokens minted by the server's client, every
+ * one checked active before the runs (which reads each once) and again after each run.
+ */
+async function introspected(
+  kind: GatewayServer,
+  running: { server: ServerChild; client: ClientCredentials },
+  path: string,
+): Promise<Loaded & { tokens: readonly string[] }> {
+  const { server, client } = running;
+  const tokens = await mintTokens(`${server.url}/token`, client, settings.introspectTokens);
+  const endpoint = `${server.url}${path}`;
+  const allActive = () => checkIntrospection(endpoint, client, tokens);
+  await allActive();
+  return {
+    kind,
+    server,
+    spec: introspectionRequest(endpoint, client, tokens),
+    check: () => checkIntrospection(endpoint, client, tokens.slice(0, 1)),
+    after: allActive,
+    tokens,
+  };
+}
+
+/**
+ * The bounds of /introspect: ours over PGlite answering every token from memory after its first
+ * read (the check before the runs reads them all), and a bare node:http server answering what
+ * that server answers for the first token, byte for byte, to the same requests.
+ */
+async function startBounds(): Promise<Loaded[]> {
+  const label = GATEWAY_LABEL["pglite-no-read"];
+  log(`starting ${label}…`);
+  const running = await startOurs("pglite", {}, label, { BENCH_SKIP_TOKEN_READS: "1" });
+  const noRead = await introspected("pglite-no-read", running, "/introspect");
+  const answer = await introspectionAnswer(
+    `${running.server.url}/introspect`,
+    running.client,
+    noRead.tokens[0]!,
+  );
+  log(`starting ${GATEWAY_LABEL["bare-introspection"]}…`);
+  const bare = await startBare("introspection", GATEWAY_LABEL["bare-introspection"], answer);
+  const url = `${bare.url}/introspect`;
+  const check = async () => {
+    const body = await introspectionAnswer(url, running.client, noRead.tokens[0]!);
+    if (body !== answer) throw new Error(`${bare.name} answered ${body.slice(0, 300)}`);
+  };
+  await check();
+  return [
+    noRead,
+    {
+      kind: "bare-introspection",
+      server: bare,
+      spec: introspectionRequest(url, running.client, noRead.tokens),
+      check,
+    },
+  ];
+}
+
+/** The body of one introspection, which must be a 200. */
+async function introspectionAnswer(url: string, client: ClientCredentials, token: string): Promise<string> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" },
+    body: `token=${encodeURIComponent(token)}`,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = await response.text();
+  if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${body.slice(0, 300)}`);
+  return body;
+}
+
 /** A case measured again when other programs used more than QUIET_THRESHOLD during its run. */
 const NOISY_RETRIES = 2;
 
@@ -190,7 +245,8 @@ async function measureOnce(label: string, loaded: Loaded, connections: number, f
   checkLoad(`${label} (warm-up)`, warm, findings);
   // Requests cut off when the warm-up stopped finish before the measured run starts.
   await sleep(1_000);
-  const ourServer = loaded.kind === "pglite" || loaded.kind === "postgres";
+  const ourServer =
+    loaded.kind === "pglite" || loaded.kind === "postgres" || loaded.kind === "pglite-no-read";
   const before = ourServer ? await loaded.server.counts() : undefined;
   const cpuWindow = startCpuWindow(loaded.server.child.pid);
   const load: LoadResult = await run(settings.duration);

@@ -28,6 +28,8 @@ export async function startOurs(
   target: "pglite" | "postgres",
   provision: ProvisionOptions = {},
   label = TARGET_LABEL[target],
+  /** Added to the service's environment (the bench child's own switches, see token-server.ts). */
+  extraEnv: Record<string, string> = {},
 ): Promise<OurServer> {
   const admin = { username: "admin", password: randomBytes(18).toString("base64url") };
   const dataDir = await mkdtemp(join(tmpdir(), "tm-bench-"));
@@ -37,7 +39,7 @@ export async function startOurs(
   const server = await ServerChild.start(label, "./token-server.ts", {
     core: SERVER_CORE,
     nodeArgs: settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProf}`] : [],
-    env: serviceEnv({ dataDir, url, admin }),
+    env: { ...serviceEnv({ dataDir, url, admin }), ...extraEnv },
   });
   onTeardown(`stop ${server.name}`, () => server.stop());
   const client = await provisionClient(server.url, admin, provision);
@@ -115,11 +117,24 @@ export async function startPeer(label = TARGET_LABEL["oidc-provider"]): Promise<
   return { server, client };
 }
 
-/** A baseline of the gateway suite (bare-server.ts): node:http or Fastify answering a fixed 200. */
-export async function startBare(kind: "node" | "fastify", label: string): Promise<ServerChild> {
+/**
+ * A baseline of the gateway suite (bare-server.ts): node:http or Fastify answering a fixed 200,
+ * or node:http answering `body` as a fixed introspection answer.
+ */
+export async function startBare(
+  kind: "node" | "fastify" | "introspection",
+  label: string,
+  body?: string,
+): Promise<ServerChild> {
   const server = await ServerChild.start(label, "./bare-server.ts", {
     core: SERVER_CORE,
-    env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: "production", BENCH_BARE: kind },
+    env: {
+      PATH: env.PATH,
+      HOME: env.HOME,
+      NODE_ENV: "production",
+      BENCH_BARE: kind,
+      ...(body === undefined ? {} : { BENCH_BARE_BODY: body }),
+    },
   });
   onTeardown(`stop ${server.name}`, () => server.stop());
   return server;

@@ -3,6 +3,10 @@
  * the environment the harness passes (DATA_DIR or DATABASE_URL, HOST=127.0.0.1, PORT=0,
  * LOG_LEVEL=warn). Speaks the harness IPC protocol: "ready" once listening, "counts" on request
  * (rows read through the app's own database connection), "stop" for a graceful stop.
+ *
+ * BENCH_SKIP_TOKEN_READS=1 (the gateway suite's bound, diagnosis only): once started, the token
+ * reader answers each access token id from memory after its first read, so that introspection
+ * does everything but the database read. Such a server would not see a revocation.
  */
 import { buildApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
@@ -57,8 +61,25 @@ process.on("disconnect", () => void stop(1));
 process.on("SIGTERM", () => void stop(0));
 process.on("SIGINT", () => void stop(0));
 
+/** Each access token id read once, then answered from memory (BENCH_SKIP_TOKEN_READS). */
+function skipTokenReads(): void {
+  const reader = app.deps.reader;
+  const read = reader.readAccessToken.bind(reader);
+  const known = new Map<string, ReturnType<typeof read>>();
+  reader.readAccessToken = (id) => {
+    let rows = known.get(id);
+    if (!rows) {
+      rows = read(id);
+      known.set(id, rows);
+      rows.catch(() => known.delete(id));
+    }
+    return rows;
+  };
+}
+
 try {
   const { url } = await app.start();
+  if (process.env.BENCH_SKIP_TOKEN_READS === "1") skipTokenReads();
   send({ type: "ready", url });
 } catch (error) {
   send({ type: "error", message: error instanceof Error ? error.message : String(error) });
