@@ -4,7 +4,8 @@
  * measured against); BENCH_BARE=fastify: Fastify with one route and no logger (what the framework
  * alone reaches); BENCH_BARE=introspection: a bare node:http server that reads each request's body
  * to its end, then answers BENCH_BARE_BODY as JSON with the headers of our introspection answer
- * (the most any Node server can serve of that request and answer: a bound, see gateway-suite.ts).
+ * (about what a Node server can serve of that request and answer: a reference, see
+ * gateway-suite.ts).
  * Speaks the harness IPC protocol ("ready", "stop").
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

@@ -17,12 +17,12 @@ export const GATEWAY_LABEL: Record<GatewayServer, string> = {
   pglite: "ours, PGlite",
   postgres: "ours, PostgreSQL",
   "oidc-provider": "oidc-provider (in-memory)",
-  "pglite-no-read": "bound: ours, PGlite, no database read",
-  "bare-introspection": "bound: bare node:http (fixed introspection answer)",
+  "pglite-no-read": "reference: ours, PGlite, no database read",
+  "bare-introspection": "reference: bare node:http (fixed introspection answer)",
 };
 
-/** The introspection bounds (BENCH_INTROSPECT_BOUNDS): measured for diagnosis, no target. */
-const BOUNDS: readonly GatewayServer[] = ["pglite-no-read", "bare-introspection"];
+/** The introspection references (BENCH_INTROSPECT_REFERENCES): measured for diagnosis, no target. */
+const REFERENCES: readonly GatewayServer[] = ["pglite-no-read", "bare-introspection"];
 
 export interface GatewayCase {
   readonly endpoint: "validate" | "introspect";
@@ -134,9 +134,9 @@ function cpuTable(results: readonly GatewayCase[]): string {
 ${rows.join("\n")}`;
 }
 
-const BOUNDS_TEXT = `The two "bound" rows (\`BENCH_INTROSPECT_BOUNDS\`, on by default) are there to read the others by; no target applies to them:
-- "${GATEWAY_LABEL["pglite-no-read"]}" is our service over PGlite doing everything an introspection does (the form, the client's authentication, the token's checksum and keyed hash, the answer) except the database read: each token is read once, by the check before the runs, and then answered from memory (bench/token-server.ts, \`BENCH_SKIP_TOKEN_READS\`). Its ratio is the most that any database, however fast, could give ours on this machine.
-- "${GATEWAY_LABEL["bare-introspection"]}" reads the same requests to their end and writes our answer for one of the tokens, byte for byte, with the same headers, and does nothing else: the most that any Node server could serve of this request and answer here.`;
+const REFERENCES_TEXT = `The two "reference" rows (\`BENCH_INTROSPECT_REFERENCES\`, on by default) are there to read the others by; no target applies to them:
+- "${GATEWAY_LABEL["pglite-no-read"]}" is our service over PGlite doing everything an introspection does (the form, the client's authentication, the token's checksum and keyed hash, the answer) except the database read: each token is read once, by the check before the runs, and then answered from memory (bench/token-server.ts, \`BENCH_SKIP_TOKEN_READS\`). It is not an upper bound for ours: it answers each request as soon as it has read it, where ours answers a batch at a time (one database read for all the requests in flight), and answering one at a time can cost more per request: compare their CPU per request below.
+- "${GATEWAY_LABEL["bare-introspection"]}" reads the same requests to their end and writes our answer for one of the tokens, byte for byte, with the same headers, and does nothing else: about what a Node server can serve of this request and answer here (the load generator is near 100% of its core on it).`;
 
 /** The gateway benchmark's section of BENCHMARKS.md, markers included. */
 export function renderGatewaySection(results: readonly GatewayCase[], meta: GatewayMeta): string {
@@ -167,7 +167,7 @@ ${table(results, "introspect")}
 
 Ratios (median requests/s, ours over oidc-provider at the same connection count; target ≥ ${BASE.introspect.target}x), then each round's ratio and their median:
 ${ratios(results, "introspect")}
-${results.some((r) => BOUNDS.includes(r.server)) ? `\n${BOUNDS_TEXT}\n` : ""}
+${results.some((r) => REFERENCES.includes(r.server)) ? `\n${REFERENCES_TEXT}\n` : ""}
 ### Where the CPU went during each case's median round
 
 CPU in % of one core (the machine has ${meta.nproc}):

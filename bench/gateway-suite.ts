@@ -9,10 +9,10 @@
  *   BENCH_INTROSPECT_TOKENS, rotated across the whole run), and our introspection reads the
  *   database on every call; against oidc-provider's introspection endpoint, with tokens minted
  *   the same way (client_credentials, same client) and introspected by that client. Target:
- *   ours ≥ 2x oidc-provider. Two bounds are measured beside them (BENCH_INTROSPECT_BOUNDS): ours
- *   over PGlite with every token answered from memory after its first read (all but the database
- *   read), and a bare node:http server writing our answer for one token to every request (all
- *   but ours): what no database, and no code of ours, could exceed on this machine.
+ *   ours ≥ 2x oidc-provider. Two references are measured beside them
+ *   (BENCH_INTROSPECT_REFERENCES): ours over PGlite with every token answered from memory after
+ *   its first read (all but the database read), and a bare node:http server writing our answer
+ *   for one token to every request (all but our code).
  *
  * Every server runs pinned to the server core, the load generator to the other; each case
  * waits for a quiet machine first, as in the token suite.
@@ -53,7 +53,7 @@ export const gatewayCaseCount = () =>
   settings.connections.length *
   ((measuring("validate") ? 2 + ours().length : 0) +
     (measuring("introspect")
-      ? ours().length + (withPeer() ? 1 : 0) + (settings.introspectBounds ? 2 : 0)
+      ? ours().length + (withPeer() ? 1 : 0) + (settings.introspectReferences ? 2 : 0)
       : 0));
 
 interface Loaded {
@@ -91,7 +91,7 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
     }
     if (measuring("introspect")) introspect.push(await introspected(target, running, "/introspect"));
   }
-  if (measuring("introspect") && settings.introspectBounds) introspect.push(...(await startBounds()));
+  if (measuring("introspect") && settings.introspectReferences) introspect.push(...(await startReferences()));
   // The baselines get the very same request bytes as ours (they ignore them).
   const sample = oursValidate[0]?.spec ?? { ...validateRequest("tmat_placeholder"), url: "" };
   const baseline = async (kind: "bare" | "fastify", server: ServerChild): Promise<Loaded> => {
@@ -182,11 +182,11 @@ async function introspected(
 }
 
 /**
- * The bounds of /introspect: ours over PGlite answering every token from memory after its first
+ * The references of /introspect: ours over PGlite answering every token from memory after its first
  * read (the check before the runs reads them all), and a bare node:http server answering what
  * that server answers for the first token, byte for byte, to the same requests.
  */
-async function startBounds(): Promise<Loaded[]> {
+async function startReferences(): Promise<Loaded[]> {
   const label = GATEWAY_LABEL["pglite-no-read"];
   log(`starting ${label}…`);
   const running = await startOurs("pglite", {}, label, { BENCH_SKIP_TOKEN_READS: "1" });

@@ -29,7 +29,7 @@
  *                       1000, the most oidc-provider's in-memory adapter holds)
  *   BENCH_GATEWAY_ENDPOINTS  comma-separated subset of validate,introspect: the gateway suite's
  *                       cases (default both; one alone is for diagnosis, e.g. with BENCH_CPU_PROF)
- *   BENCH_INTROSPECT_BOUNDS  1 (default) or 0: with /introspect, also measure its two bounds, ours
+ *   BENCH_INTROSPECT_REFERENCES  1 (default) or 0: with /introspect, also measure two references, ours
  *                       without the database read and a bare node:http server writing the same
  *                       answer (see bench/gateway-suite.ts)
  *   BENCH_DATABASE_URL  PostgreSQL server to create the run's databases on, loopback only

@@ -44,7 +44,7 @@ export const settings = {
   quietWait: positive("BENCH_QUIET_WAIT", 120),
   introspectTokens: positive("BENCH_INTROSPECT_TOKENS", 1000),
   gatewayEndpoints: list("BENCH_GATEWAY_ENDPOINTS", "validate,introspect"),
-  introspectBounds: (env.BENCH_INTROSPECT_BOUNDS ?? "1") !== "0",
+  introspectReferences: (env.BENCH_INTROSPECT_REFERENCES ?? "1") !== "0",
 };
 
 if (settings.suites.length === 0 || settings.suites.some((s) => !SUITES.includes(s))) {

@@ -4,7 +4,7 @@
  * LOG_LEVEL=warn). Speaks the harness IPC protocol: "ready" once listening, "counts" on request
  * (rows read through the app's own database connection), "stop" for a graceful stop.
  *
- * BENCH_SKIP_TOKEN_READS=1 (the gateway suite's bound, diagnosis only): once started, the token
+ * BENCH_SKIP_TOKEN_READS=1 (a reference of the gateway suite, diagnosis only): once started, the token
  * reader answers each access token id from memory after its first read, so that introspection
  * does everything but the database read. Such a server would not see a revocation.
  */

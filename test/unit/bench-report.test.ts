@@ -28,7 +28,7 @@ describe("pairedRounds (benchmark report)", () => {
   });
 });
 
-describe("renderGatewaySection: the introspection bounds", () => {
+describe("renderGatewaySection: the introspection references", () => {
   const load = (requestsPerSecond: number): LoadResult => ({
     connections: 16,
     seconds: 10,
@@ -70,20 +70,20 @@ describe("renderGatewaySection: the introspection bounds", () => {
   } satisfies GatewayMeta;
   const peerAndOurs = [introspection("oidc-provider", 4_000), introspection("pglite", 6_000)];
 
-  it("gives the bounds their ratio, no verdict, and says what they are", () => {
+  it("gives the references their ratio, no verdict, and says what they are", () => {
     const section = renderGatewaySection(
       [...peerAndOurs, introspection("pglite-no-read", 7_000), introspection("bare-introspection", 14_000)],
       meta,
     );
     expect(section).toContain("- ours, PGlite at 16 connections: **1.50x** (**below the target**)");
-    expect(section).toContain("- bound: ours, PGlite, no database read at 16 connections: **1.75x**\n");
+    expect(section).toContain("- reference: ours, PGlite, no database read at 16 connections: **1.75x**\n");
     expect(section).toContain(
-      "- bound: bare node:http (fixed introspection answer) at 16 connections: **3.50x**\n",
+      "- reference: bare node:http (fixed introspection answer) at 16 connections: **3.50x**\n",
     );
-    expect(section).toContain('The two "bound" rows (`BENCH_INTROSPECT_BOUNDS`');
+    expect(section).toContain('The two "reference" rows (`BENCH_INTROSPECT_REFERENCES`');
   });
 
   it("leaves the explanation out of a run without them", () => {
-    expect(renderGatewaySection(peerAndOurs, meta)).not.toContain("BENCH_INTROSPECT_BOUNDS");
+    expect(renderGatewaySection(peerAndOurs, meta)).not.toContain("BENCH_INTROSPECT_REFERENCES");
   });
 });
