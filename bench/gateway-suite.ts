@@ -41,6 +41,8 @@ import { checkLoad } from "./token-suite.js";
 /** The resource every /validate request calls: it requires the API's scope, which the token holds. */
 const RESOURCE = { method: "GET", pathPattern: "/items/{id}", scopes: [BENCH_API.scope] };
 const ORIGINAL_URI = `${BENCH_API.context}/${BENCH_API.version}/items/42`;
+/** Every server of ours (the reference without reads too) is provisioned alike: the same answers. */
+const PROVISION = { resources: [RESOURCE], keyScopes: [BENCH_API.scope] };
 
 const ours = () => settings.targets.filter((t): t is "pglite" | "postgres" => t !== "oidc-provider");
 const withPeer = () => settings.targets.includes("oidc-provider");
@@ -75,7 +77,7 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
 
   for (const target of ours()) {
     log(`starting ${GATEWAY_LABEL[target]}…`);
-    const running = await startOurs(target, { resources: [RESOURCE], keyScopes: [BENCH_API.scope] });
+    const running = await startOurs(target, PROVISION);
     const url = running.server.url;
     if (measuring("validate")) {
       const [token] = await mintTokens(`${url}/token`, running.client, 1);
@@ -189,7 +191,7 @@ async function introspected(
 async function startReferences(): Promise<Loaded[]> {
   const label = GATEWAY_LABEL["pglite-no-read"];
   log(`starting ${label}…`);
-  const running = await startOurs("pglite", {}, label, { BENCH_SKIP_TOKEN_READS: "1" });
+  const running = await startOurs("pglite", PROVISION, label, { BENCH_SKIP_TOKEN_READS: "1" });
   const noRead = await introspected("pglite-no-read", running, "/introspect");
   const answer = await introspectionAnswer(
     `${running.server.url}/introspect`,
