@@ -10,6 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { wireOf } from "../src/oauth/call.js";
 import { serveAsChild } from "./child-server.js";
 
 async function start(): Promise<Server> {
@@ -33,12 +34,13 @@ async function start(): Promise<Server> {
   return server;
 }
 
-/** Reads the body (discarding it), then writes `body` as our introspection answer is written. */
+/**
+ * Reads the body (discarding it), then writes `body` with the headers our OAuth endpoints write
+ * (the same `wireOf` makes them), as the fast path writes an answer.
+ */
 function fixedAnswer(body: string) {
   const headers = {
-    "cache-control": "no-store",
-    pragma: "no-cache",
-    "content-type": "application/json; charset=utf-8",
+    ...wireOf({ status: 200, body: {} }).headers,
     "content-length": String(Buffer.byteLength(body)),
   };
   return (request: IncomingMessage, response: ServerResponse) => {

@@ -136,7 +136,7 @@ ${rows.join("\n")}`;
 
 const REFERENCES_TEXT = `The two "reference" rows (\`BENCH_INTROSPECT_REFERENCES\`, on by default) are there to read the others by; no target applies to them:
 - "${GATEWAY_LABEL["pglite-no-read"]}" is our service over PGlite doing everything an introspection does (the form, the client's authentication, the token's checksum and keyed hash, the answer) except the database read: each token is read once, by the check before the runs, and then answered from memory (bench/token-server.ts, \`BENCH_SKIP_TOKEN_READS\`). It is not an upper bound for ours: it answers each request as soon as it has read it, where ours answers a batch at a time (one database read for all the requests in flight), and answering one at a time can cost more per request: compare their CPU per request below.
-- "${GATEWAY_LABEL["bare-introspection"]}" reads the same requests to their end and writes our answer for one of the tokens, byte for byte, with the same headers, and does nothing else: about what a Node server can serve of this request and answer here (the load generator is near 100% of its core on it).`;
+- "${GATEWAY_LABEL["bare-introspection"]}" reads the same requests to their end and writes our answer for one of the tokens, byte for byte, with the same headers, and does nothing else: about what a Node server can serve of this request and answer here, unless autocannon's CPU below is near 100% (then the load generator is what limits it).`;
 
 /** The gateway benchmark's section of BENCHMARKS.md, markers included. */
 export function renderGatewaySection(results: readonly GatewayCase[], meta: GatewayMeta): string {
