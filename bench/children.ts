@@ -64,7 +64,7 @@ export class ServerChild {
     readonly url: string,
   ) {}
 
-  /** Starts `script` (a bench/ file, run with tsx) pinned to `core`, and waits until it listens. */
+  /** Starts `script` (a bench/ file, or an absolute path; run with tsx) pinned to `core`, and waits until it listens. */
   static async start(
     name: string,
     script: string,

@@ -42,7 +42,7 @@ import { checkLoad } from "./token-suite.js";
 const RESOURCE = { method: "GET", pathPattern: "/items/{id}", scopes: [BENCH_API.scope] };
 const ORIGINAL_URI = `${BENCH_API.context}/${BENCH_API.version}/items/42`;
 /** Every server of ours (the reference without reads too) is provisioned alike: the same answers. */
-const PROVISION = { resources: [RESOURCE], keyScopes: [BENCH_API.scope] };
+export const PROVISION = { resources: [RESOURCE], keyScopes: [BENCH_API.scope] };
 
 const ours = () => settings.targets.filter((t): t is "pglite" | "postgres" => t !== "oidc-provider");
 const withPeer = () => settings.targets.includes("oidc-provider");
@@ -163,7 +163,7 @@ export async function runGatewaySuite(revision: string): Promise<Findings> {
  * An introspection case: `settings.introspectTokens` tokens minted by the server's client, every
  * one checked active before the runs (which reads each once) and again after each run.
  */
-async function introspected(
+export async function introspected(
   kind: GatewayServer,
   running: { server: ServerChild; client: ClientCredentials },
   path: string,

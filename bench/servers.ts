@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { ServerChild } from "./children.js";
 import { type ClientCredentials, type ProvisionOptions, provisionClient } from "./provision.js";
@@ -30,13 +30,16 @@ export async function startOurs(
   label = TARGET_LABEL[target],
   /** Added to the service's environment (the bench child's own switches, see token-server.ts). */
   extraEnv: Record<string, string> = {},
+  /** Another checkout of the repository to run instead of this one (bench/paired.ts). */
+  checkout?: string,
 ): Promise<OurServer> {
   const admin = { username: "admin", password: randomBytes(18).toString("base64url") };
   const dataDir = await mkdtemp(join(tmpdir(), "tm-bench-"));
   onTeardown(`remove ${dataDir}`, () => rm(dataDir, { recursive: true, force: true }));
   let url: string | undefined;
   if (target === "postgres") url = await createDatabase();
-  const server = await ServerChild.start(label, "./token-server.ts", {
+  const script = checkout ? join(resolve(checkout), "bench", "token-server.ts") : "./token-server.ts";
+  const server = await ServerChild.start(label, script, {
     core: SERVER_CORE,
     nodeArgs: settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProf}`] : [],
     env: { ...serviceEnv({ dataDir, url, admin }), ...extraEnv },
