@@ -1,5 +1,6 @@
-import { asc, inArray } from "drizzle-orm";
+import { asc, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
+import type { Tx } from "../db/client.js";
 import {
   type ApiResourceRow,
   type ApiRow,
@@ -9,7 +10,7 @@ import {
   apis,
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { AlreadyExistsError } from "./errors.js";
+import { AlreadyExistsError, ValidationError } from "./errors.js";
 import { isUniqueViolation, parseInput, text } from "./validation.js";
 import { type Auth, requireAdmin, requireViewer } from "./viewer.js";
 
@@ -84,6 +85,7 @@ export async function createApi(deps: Deps, auth: Auth, input: CreateApiInput): 
   const data = parseInput(CreateApiInput, input);
   try {
     return await deps.db.transaction(async (tx) => {
+      await refuseNestedPrefix(tx, `${data.context}/${data.version}`);
       const [api] = await tx
         .insert(apis)
         .values({
@@ -111,6 +113,31 @@ export async function createApi(deps: Deps, auth: Auth, input: CreateApiInput): 
       throw new AlreadyExistsError("Api", "context", "an API with this context and version already exists");
     }
     throw error;
+  }
+}
+
+/**
+ * A gateway finds an API by the `/context/version` prefix of a call's path, so no API's prefix may
+ * lie under another's (`/shop/v1` and `/shop/v1/admin` + `v2`): a call to the inner one would
+ * also be a call to the outer one. Serialized (the table locked against other creations) so that
+ * two such APIs cannot be created at once.
+ */
+async function refuseNestedPrefix(tx: Tx, prefix: string): Promise<void> {
+  await tx.execute(sql`lock table ${apis} in share row exclusive mode`);
+  const path = sql`${apis.context} || '/' || ${apis.version} || '/'`;
+  const [nested] = await tx
+    .select({ context: apis.context, version: apis.version })
+    .from(apis)
+    // The same prefix is a duplicate, which the unique constraint reports.
+    .where(
+      sql`(starts_with(${`${prefix}/`}, ${path}) or starts_with(${path}, ${`${prefix}/`})) and ${path} <> ${`${prefix}/`}`,
+    )
+    .limit(1);
+  if (nested) {
+    throw new ValidationError(
+      "context",
+      `context: ${prefix} and the API ${nested.context}/${nested.version} would overlap (one lies under the other): a gateway could not tell which a call is for`,
+    );
   }
 }
 

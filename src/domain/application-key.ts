@@ -190,6 +190,8 @@ export async function regenerateToken(deps: Deps, auth: Auth, input: z.input<typ
       if (data.gracePeriod) {
         // The old tokens stay valid until then; the sweeper revokes them (reason REGENERATED).
         previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
+        // No token event until the sweeper revokes them: the gateways' caches must learn the new end now.
+        if (data.allowedDomains == null) await announceCacheNotice(tx, { applicationId: app.id });
         await tx
           .update(accessTokens)
           .set({ revokeScheduledAt: previousValidUntil })

@@ -186,6 +186,78 @@ export function pathOf(uri: string): string | null {
   return AMBIGUOUS.test(segments) ? null : path;
 }
 
+/**
+ * The subscribed API whose `/context/version` prefix the path is under; the longest when several
+ * are (the service refuses nested prefixes, but APIs created before that rule may have them).
+ */
+function apiOf(grant: TokenGrant, path: string): ApiGrant | undefined {
+  let found: ApiGrant | undefined;
+  for (const api of grant.apis) {
+    if (
+      (path === api.prefix || path.startsWith(`${api.prefix}/`)) &&
+      api.prefix.length > (found?.prefix.length ?? -1)
+    )
+      found = api;
+  }
+  return found;
+}
+
+/** An encoded unreserved character (RFC 3986 §2.3), which means the character itself (§6.2.2.2). */
+const UNRESERVED_ESCAPE = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
+const ENCODED_SEPARATOR = /%2f|%5c/gi;
+const SEGMENT_PARAMETERS = /;[^/]*/g;
+
+/**
+ * The ways APIs may read the path below their prefix, the first being the path as sent: with
+ * encoded unreserved characters decoded (`/items/%73ecret` is `/items/secret` to every server),
+ * then also with `%2F` and `%5C` decoded into separators (`/items/1%2Fsecret`, as some servers
+ * read it) and with `;parameters` dropped from segments (`/items/secret;x`, as Tomcat reads it).
+ */
+export function resourceReadings(relative: string): string[] {
+  if (!relative.includes("%") && !relative.includes(";")) return [relative];
+  const sent = relative.replace(UNRESERVED_ESCAPE, (_escape, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+  const separated = sent.replace(ENCODED_SEPARATOR, "/");
+  return [
+    ...new Set([
+      sent,
+      separated,
+      sent.replace(SEGMENT_PARAMETERS, ""),
+      separated.replace(SEGMENT_PARAMETERS, ""),
+    ]),
+  ];
+}
+
+/**
+ * Null when the token may call the API's resource at this path; otherwise the 403. The
+ * resources are tried most specific first (see byPrecedence), so a catch-all never hides a
+ * stricter one, and the token must hold the scopes of the resource of every reading of the path
+ * (see resourceReadings) that names one: the API may route it by any of them.
+ */
+function resourceRefusal(
+  api: ApiGrant,
+  method: string,
+  relative: string,
+  scopes: readonly string[],
+): GatewayDecision | null {
+  let found = false;
+  for (const reading of resourceReadings(relative)) {
+    const resource = api.resources.find((r) => r.method === method && r.pattern.test(reading));
+    if (!resource) continue;
+    found = true;
+    if (resource.scopes.some((s) => !scopes.includes(s))) {
+      return {
+        status: 403,
+        error: "insufficient_scope",
+        description: "the token lacks a scope this resource requires",
+        scope: resource.scopes.join(" "),
+      };
+    }
+  }
+  return found ? null : forbidden("the API defines no such resource");
+}
+
 /** The 200 of each grant, built once: its headers depend on the grant alone. */
 const allowedDecisions = new WeakMap<TokenGrant, GatewayDecision>();
 
@@ -196,7 +268,7 @@ function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: str
       "the original URI is not a plain path (no dot or empty segments, however encoded, and no backslashes)",
     );
   }
-  const api = grant.apis.find((a) => path === a.prefix || path.startsWith(`${a.prefix}/`));
+  const api = apiOf(grant, path);
   if (!api) return forbidden("the token's application is not subscribed to this API");
   if (!domainAllowed(grant.allowedDomains, request.domain)) {
     return forbidden(
@@ -206,19 +278,9 @@ function authorize(grant: TokenGrant, request: GatewayRequest, domainHeader: str
     );
   }
   if (api.resources.length > 0) {
-    const relative = path.slice(api.prefix.length) || "/";
     const method = request.method.toUpperCase();
-    const resource = api.resources.find((r) => r.method === method && r.pattern.test(relative));
-    if (!resource) return forbidden("the API defines no such resource");
-    const missing = resource.scopes.filter((s) => !grant.scopes.includes(s));
-    if (missing.length > 0) {
-      return {
-        status: 403,
-        error: "insufficient_scope",
-        description: "the token lacks a scope this resource requires",
-        scope: resource.scopes.join(" "),
-      };
-    }
+    const refused = resourceRefusal(api, method, path.slice(api.prefix.length) || "/", grant.scopes);
+    if (refused) return refused;
   }
   let allowed = allowedDecisions.get(grant);
   if (!allowed) {
@@ -265,6 +327,24 @@ export function domainAllowed(allowed: readonly string[], header: string | undef
   });
 }
 
+/**
+ * The order resources are tried in, most specific first, so that the answer never depends on the
+ * order they were stored in and a catch-all (`/items/{id}`, `/*`) never hides a stricter resource
+ * (`/items/secret`): fewer `*` first, then more literal characters, then fewer `{name}` segments,
+ * then the pattern's text.
+ */
+export function byPrecedence(a: string, b: string): number {
+  const rank = (pattern: string) => {
+    const wildcards = (pattern.match(/\*/g) ?? []).length;
+    const params = (pattern.match(/\{[^}/]+\}/g) ?? []).length;
+    const literal = pattern.replace(/\{[^}/]+\}|\*/g, "").length;
+    return [wildcards, -literal, params] as const;
+  };
+  const [ra, rb] = [rank(a), rank(b)];
+  for (let i = 0; i < ra.length; i++) if (ra[i] !== rb[i]) return (ra[i] as number) - (rb[i] as number);
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** A resource path pattern as a regular expression: `{name}` is one segment, `*` anything. */
 export function resourcePattern(pattern: string): RegExp {
   const source = pattern
@@ -307,7 +387,8 @@ async function loadGrant(deps: Deps, id: string): Promise<TokenGrant | null> {
         .where(eq(subscriptions.applicationId, token.applicationId))
     : [];
   const byApi = new Map<string, { prefix: string; resources: ApiGrant["resources"][number][] }>();
-  for (const r of subscribed) {
+  const sorted = subscribed.toSorted((a, b) => byPrecedence(a.pathPattern ?? "", b.pathPattern ?? ""));
+  for (const r of sorted) {
     const api = byApi.get(r.apiId) ?? { prefix: `${r.context}/${r.version}`, resources: [] };
     byApi.set(r.apiId, api);
     if (r.method && r.pathPattern)

@@ -22,8 +22,15 @@ import {
   unauthorizedAnswer,
   validate,
 } from "../support/gateway.js";
-import { createSubscriber } from "../support/graphql.js";
-import { regenerateToken, revokeToken, sleep, waitFor } from "../support/keys.js";
+import { createApiAs, createSubscriber } from "../support/graphql.js";
+import {
+  createSubscribedApplication,
+  mustGenerateKeys,
+  regenerateToken,
+  revokeToken,
+  sleep,
+  waitFor,
+} from "../support/keys.js";
 import { idOf } from "../support/oauth.js";
 
 const UPDATE_USER = gql`
@@ -269,6 +276,21 @@ describe("expiry of a cached token", () => {
     expect(grantLoads(quiet)).toBe(0);
   });
 
+  it("refuses it the moment the grace period regenerateToken gave it ends, before the sweeper revokes it", async () => {
+    const k = await newKey(quietWorld);
+    const uri = `${quietWorld.shop.prefix}/items`;
+    expect(await validate(quiet, { token: k.token, uri })).toEqual(allowedFor(k));
+    const outcome = await regenerateToken(quiet, quietWorld.owner.token, {
+      applicationId: k.applicationId,
+      keyType: "PRODUCTION",
+      gracePeriod: 1,
+    });
+    expect(outcome.__typename).toBe("RegenerateTokenPayload");
+    expect(await validate(quiet, { token: k.token, uri })).toEqual(allowedFor(k));
+    await sleep(1_100);
+    expect(await validate(quiet, { token: k.token, uri })).toEqual(expired);
+  });
+
   it("still calls it expired, not revoked, once the sweeper has announced its expiry", async () => {
     const short = await shortLived(t, world);
     expect((await validate(t, { token: short.token, uri: items })).status).toBe(200);
@@ -456,6 +478,67 @@ describe("APIs, resources and scopes", () => {
       expect(await validate(t, { token: reader.token, uri: `${items}/${id}` }), id).toEqual(
         allowedFor(reader, "read"),
       );
+    }
+  });
+});
+
+describe("which resource a path is", () => {
+  const SECRET = [
+    { method: "GET", pathPattern: "/items/{id}", scopes: ["read"] },
+    { method: "GET", pathPattern: "/items/secret", scopes: ["admin"] },
+    { method: "GET", pathPattern: "/items/{id}/secret", scopes: ["admin"] },
+    { method: "GET", pathPattern: "/*", scopes: ["read"] },
+  ];
+  /** An API with these resources (declared in this order) and a token of a key holding `read` only. */
+  async function readerOf(resources: typeof SECRET) {
+    const context = `/${uniqueName("res")}`;
+    const api = await createApiAs(t.client(world.adminToken), {
+      name: "Resources",
+      context,
+      version: "v1",
+      scopes: [{ name: "read" }, { name: "admin" }],
+      resources,
+    });
+    const app = await createSubscribedApplication(t, world.owner.token, api.id);
+    const issued = await mustGenerateKeys(t, world.owner.token, {
+      applicationId: app.id,
+      keyType: "PRODUCTION",
+      scopes: ["read"],
+    });
+    return { prefix: `${context}/v1`, token: issued.token.accessToken };
+  }
+
+  it.each([
+    ["declared catch-all first", SECRET],
+    ["declared specific first", [...SECRET].reverse()],
+  ])("takes the most specific resource, whatever the order (%s)", async (_name, resources) => {
+    const { prefix, token } = await readerOf(resources);
+    const status = async (uri: string) => (await validate(t, { token, uri })).status;
+    expect(await validate(t, { token, uri: `${prefix}/items/secret` })).toEqual(
+      insufficientScopeAnswer("admin"),
+    );
+    expect(await status(`${prefix}/items/42`)).toBe(200);
+    expect(await status(`${prefix}/anything/else`)).toBe(200);
+  });
+
+  it("needs the scopes of every resource an API may read the path as: encoded, separated or without ;parameters", async () => {
+    const { prefix, token } = await readerOf(SECRET);
+    for (const tail of [
+      "/items/%73ecr%65t",
+      "/items/secret;x",
+      "/items/secret;jsessionid=1",
+      "/items/1%2Fsecret",
+      "/items/1%2fsecret",
+      "/items/1%5Csecret",
+      "/items/1;x/secret",
+    ]) {
+      expect(await validate(t, { token, uri: `${prefix}${tail}` }), tail).toEqual(
+        insufficientScopeAnswer("admin"),
+      );
+    }
+    // Other escapes are no separators, and readings that name no resource do not count.
+    for (const tail of ["/items/a%20b", "/items/a%3Bb", "/items/group%2Fproject"]) {
+      expect((await validate(t, { token, uri: `${prefix}${tail}` })).status, tail).toBe(200);
     }
   });
 });

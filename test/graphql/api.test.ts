@@ -180,6 +180,25 @@ describe("createApi", () => {
     ]);
   });
 
+  it.each([
+    ["under an existing API's prefix", "/a/v1/inner", "v2", "/a", "v1"],
+    ["above an existing API's prefix", "/a", "b", "/a/b/inner", "v1"],
+  ])(
+    "refuses an API %s (a gateway could not tell the two apart), storing nothing",
+    async (_name, newContext, newVersion, oldContext, oldVersion) => {
+      const root = aContext();
+      await createApi(adminToken, { name: "Outer", context: `${root}${oldContext}`, version: oldVersion });
+      const context = `${root}${newContext}`;
+      expect(await createApi(adminToken, { name: "Nested", context, version: newVersion })).toEqual({
+        __typename: "ValidationError",
+        code: "VALIDATION_FAILED",
+        field: "context",
+        message: `context: ${context}/${newVersion} and the API ${root}${oldContext}/${oldVersion} would overlap (one lies under the other): a gateway could not tell which a call is for`,
+      });
+      expect(await storedApis(context)).toEqual([]);
+    },
+  );
+
   describe("authorization", () => {
     it("answers a call without a token with UnauthenticatedError and stores nothing", async () => {
       const context = aContext();

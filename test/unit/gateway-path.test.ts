@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pathOf } from "../../src/domain/gateway.js";
+import { byPrecedence, pathOf, resourceReadings } from "../../src/domain/gateway.js";
 
 /** What WHATWG URL parsing makes of an original URI's path. */
 const viaUrl = (uri: string) => {
@@ -118,5 +118,44 @@ describe("pathOf (the original URI's path, refused when servers could read it in
     }
     // The alphabet makes many plain paths too: the property is not checked on nothing.
     expect(kept).toBeGreaterThan(300);
+  });
+});
+
+describe("byPrecedence (the order an API's resources are tried in)", () => {
+  it("puts literal paths before templates, templates before wildcards, and breaks ties by text", () => {
+    const patterns = [
+      "/*",
+      "/items/{id}",
+      "/items/*",
+      "/items/secret",
+      "/{a}/{b}",
+      "/items",
+      "/items/{id}/secret",
+    ];
+    expect(patterns.toSorted(byPrecedence)).toEqual([
+      "/items/{id}/secret",
+      "/items/secret",
+      "/items/{id}",
+      "/items",
+      "/{a}/{b}",
+      "/items/*",
+      "/*",
+    ]);
+    expect(byPrecedence("/b", "/a")).toBeGreaterThan(0);
+    expect(byPrecedence("/a", "/a")).toBe(0);
+  });
+});
+
+describe("resourceReadings (the ways an API may read the path below its prefix)", () => {
+  it.each([
+    ["/items/42", ["/items/42"]],
+    ["/items/%73ecr%65t", ["/items/secret"]],
+    ["/items/caf%C3%A9", ["/items/caf%C3%A9"]],
+    ["/items/1%2Fsecret", ["/items/1%2Fsecret", "/items/1/secret"]],
+    ["/items/1%5csecret", ["/items/1%5csecret", "/items/1/secret"]],
+    ["/items/secret;x", ["/items/secret;x", "/items/secret"]],
+    ["/a;p/b%2Fc;q", ["/a;p/b%2Fc;q", "/a;p/b/c;q", "/a/b%2Fc", "/a/b/c"]],
+  ])("reads %s as %j", (relative, readings) => {
+    expect(resourceReadings(relative)).toEqual(readings);
   });
 });
