@@ -12,11 +12,12 @@ import {
   tokenFormat,
   users,
 } from "../db/schema/index.js";
+import { announceCacheNotice } from "./cache-notice.js";
 import type { Deps } from "./deps.js";
 import { AlreadyExistsError, NotFoundError } from "./errors.js";
 import { revokeAccessTokens } from "./token.js";
 import { appendTokenEvents, thenSynced } from "./token-event.js";
-import { isUniqueViolation, parseInput, requireId, text } from "./validation.js";
+import { isUniqueViolation, isUuid, parseInput, requireId, text } from "./validation.js";
 import { type Auth, isAdmin, requireViewer, type Viewer } from "./viewer.js";
 
 const CreateApplicationInput = z.object({
@@ -75,7 +76,7 @@ export async function listApplications(
   let ownerId: string | undefined = viewer.id;
   if (isAdmin(viewer)) {
     if (!filter.ownerId) ownerId = undefined;
-    else if (/^[0-9a-f-]{36}$/i.test(filter.ownerId)) ownerId = filter.ownerId;
+    else if (isUuid(filter.ownerId)) ownerId = filter.ownerId.toLowerCase();
     else return [];
   }
   return deps.db
@@ -121,6 +122,8 @@ export async function deleteApplication(deps: Deps, auth: Auth, id: string): Pro
         events,
       );
       await tx.delete(applications).where(eq(applications.id, app.id));
+      // An application with no active token gets no token event: the client caches need telling.
+      await announceCacheNotice(tx, { applicationId: app.id });
       // Last: appending takes the event-order lock, after every row lock this transaction needs.
       await appendTokenEvents(tx, events);
       return app;

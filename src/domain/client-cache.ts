@@ -68,9 +68,12 @@ function cacheFor(deps: Deps): LRUCache<string, ClientRecord | false> {
     }
   });
   deps.bus.onCacheNotice(({ invalidate }) => {
-    if (!("ownerId" in invalidate)) return;
+    const gone =
+      "ownerId" in invalidate
+        ? (record: ClientRecord) => record.app.ownerId === invalidate.ownerId
+        : (record: ClientRecord) => record.app.id === invalidate.applicationId;
     for (const [id, record] of created.entries()) {
-      if (record && record.app.ownerId === invalidate.ownerId) created.delete(id);
+      if (record && gone(record)) created.delete(id);
     }
   });
   deps.bus.onConnectivity(() => created.clear());

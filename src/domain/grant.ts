@@ -6,6 +6,7 @@ import {
   InvalidGrantError,
   InvalidScopeError,
   UnauthorizedClientError,
+  ValidationError,
 } from "./errors.js";
 import { verifyUserCredentials } from "./login.js";
 import { currentTokenSettings, getTokenSettings } from "./settings.js";
@@ -28,6 +29,8 @@ export function requireGrantAllowed(client: AuthenticatedClient, grant: GrantTyp
 export function narrowScopes(requested: string | undefined, allowed: readonly string[]): string[] {
   if (requested === undefined) return [...allowed];
   const scopes = [...new Set(requested.split(" ").filter((s) => s !== ""))];
+  // Blanks only: no scope-token at all, which §3.3's grammar requires.
+  if (scopes.length === 0) throw new InvalidScopeError("the scope parameter names no scope");
   const bad = scopes.find((s) => !SCOPE_TOKEN.test(s) || !allowed.includes(s));
   if (bad !== undefined) throw new InvalidScopeError(`the scope '${bad}' is not available to this client`);
   return scopes.sort();
@@ -73,8 +76,11 @@ export async function grantPassword(
   try {
     user = await verifyUserCredentials(deps, credentials, source);
   } catch (error) {
-    // RFC 6749 §5.2: invalid resource owner credentials are invalid_grant.
-    if (error instanceof InvalidCredentialsError) throw new InvalidGrantError(error.message);
+    // RFC 6749 §5.2: invalid resource owner credentials are invalid_grant, and so are ones too
+    // long to be anyone's (the parameters are there: the endpoint checked that).
+    if (error instanceof InvalidCredentialsError || error instanceof ValidationError) {
+      throw new InvalidGrantError(new InvalidCredentialsError().message);
+    }
     throw error;
   }
   if (client.app.tokenFormat === "JWT") await deps.signer.ready();

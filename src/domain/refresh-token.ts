@@ -25,6 +25,8 @@ export interface StartFamilyInput {
   readonly clientId: string;
   readonly userStoreDomain: string;
   readonly applicationKeyId?: string | null;
+  /** The scopes granted: every later refresh of the family is narrowed to them. */
+  readonly scopes: readonly string[];
 }
 
 /** Starts a refresh token rotation family (one per login or password grant). */
@@ -36,6 +38,7 @@ export async function startRefreshFamily(tx: Tx, input: StartFamilyInput): Promi
       clientId: input.clientId,
       userStoreDomain: input.userStoreDomain,
       applicationKeyId: input.applicationKeyId ?? null,
+      scopes: [...input.scopes],
     })
     .returning({ id: refreshTokenFamilies.id });
   return family!.id;
@@ -114,12 +117,17 @@ export async function rotateRefreshToken(
     if (!user || user.disabledAt) throw new InvalidGrantError(INVALID);
     const client = family.applicationKeyId ? await loadClient(tx, family.applicationKeyId) : null;
     if (family.applicationKeyId && !client) throw new InvalidGrantError(INVALID);
-    const [previous] = await tx
-      .select({ scopes: accessTokens.scopes })
-      .from(accessTokens)
-      .where(eq(accessTokens.id, token.accessTokenId));
-    // RFC 6749 §6: a narrower scope may be asked for, never a broader one.
-    const granted = previous?.scopes ?? client?.key.scopes ?? [];
+    // RFC 6749 §6: a narrower scope may be asked for, never a broader one than the owner granted,
+    // and none the key no longer allows. Families started before their scopes were recorded fall
+    // back to the scopes of the token the refresh token came with.
+    const [previous] = family.scopes
+      ? []
+      : await tx
+          .select({ scopes: accessTokens.scopes })
+          .from(accessTokens)
+          .where(eq(accessTokens.id, token.accessTokenId));
+    const original = family.scopes ?? previous?.scopes ?? client?.key.scopes ?? [];
+    const granted = client ? original.filter((s) => client.key.scopes.includes(s)) : original;
     const issued = await issueUserTokens(tx, deps, {
       user,
       settings: await getTokenSettings(tx),

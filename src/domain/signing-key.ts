@@ -270,6 +270,8 @@ async function readPublishedKeys(db: Db): Promise<{ keys: JWK[]; newest: Date }>
   return { keys: rows.map((row) => row.publicJwk as JWK), newest: new Date(newest) };
 }
 
+const KID = /^[A-Za-z0-9_-]{1,128}$/;
+
 /** True when the token's `kid` names a key created after `since` (one loaded caches lack). */
 async function isNewerKey(db: Db, jwt: string, since: Date): Promise<boolean> {
   let kid: unknown;
@@ -278,7 +280,9 @@ async function isNewerKey(db: Db, jwt: string, since: Date): Promise<boolean> {
   } catch {
     return false;
   }
-  if (typeof kid !== "string" || kid.length > 128) return false;
+  // Ours are RFC 7638 thumbprints (base64url): anything else names no key of ours, and must not
+  // reach the database (a NUL byte there is an error, not a miss).
+  if (typeof kid !== "string" || !KID.test(kid)) return false;
   const [row] = await db
     .select({ kid: signingKeys.kid })
     .from(signingKeys)

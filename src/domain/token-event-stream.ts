@@ -13,8 +13,9 @@ import { type Auth, isAdmin, requireViewer, type Viewer } from "./viewer.js";
 const Filter = z
   .object({
     types: z.array(z.enum(TOKEN_EVENT_TYPES)).max(TOKEN_EVENT_TYPES.length).nullish(),
-    applicationId: z.uuid().nullish(),
-    userId: z.uuid().nullish(),
+    // Lower-cased: the live stream compares ids as strings, the history query as uuids.
+    applicationId: z.uuid().toLowerCase().nullish(),
+    userId: z.uuid().toLowerCase().nullish(),
   })
   .default({});
 export type TokenEventFilter = z.input<typeof Filter>;

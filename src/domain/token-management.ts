@@ -6,7 +6,7 @@ import type { Deps } from "./deps.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 import { findAccessToken, isActive, isTokenActive, revokeAccessTokens } from "./token.js";
 import { thenSynced } from "./token-event.js";
-import { parseInput, requireId } from "./validation.js";
+import { isUuid, parseInput, requireId } from "./validation.js";
 import { type Auth, isAdmin, requireAdmin, requireViewer, type Viewer } from "./viewer.js";
 
 /** SQL condition: tokens the viewer may see — its own user tokens and those of its applications. */
@@ -18,11 +18,12 @@ function visibleTo(viewer: Viewer): SQL | undefined {
 
 const Filter = z
   .object({
-    applicationId: z.string().nullish(),
-    userId: z.string().nullish(),
+    // Not empty: an empty criterion would match everything (and revokeTokens would revoke it all).
+    applicationId: z.string().min(1, "must not be empty").nullish(),
+    userId: z.string().min(1, "must not be empty").nullish(),
     keyType: z.enum(keyType.enumValues).nullish(),
     kind: z.enum(tokenKind.enumValues).nullish(),
-    scope: z.string().max(100).nullish(),
+    scope: z.string().min(1, "must not be empty").max(100).nullish(),
     active: z.boolean().nullish(),
   })
   .default({});
@@ -30,13 +31,14 @@ export type TokenFilter = z.input<typeof Filter>;
 
 function filterCondition(filter: z.output<typeof Filter>): SQL | undefined {
   return and(
-    filter.applicationId
+    // `!= null`, as revokeTokens' check for a criterion: every criterion given narrows the match.
+    filter.applicationId != null
       ? eq(accessTokens.applicationId, requireId("Application", filter.applicationId))
       : undefined,
-    filter.userId ? eq(accessTokens.userId, requireId("User", filter.userId)) : undefined,
-    filter.keyType ? eq(accessTokens.keyType, filter.keyType) : undefined,
-    filter.kind ? eq(accessTokens.kind, filter.kind) : undefined,
-    filter.scope ? arrayContains(accessTokens.scopes, [filter.scope]) : undefined,
+    filter.userId != null ? eq(accessTokens.userId, requireId("User", filter.userId)) : undefined,
+    filter.keyType != null ? eq(accessTokens.keyType, filter.keyType) : undefined,
+    filter.kind != null ? eq(accessTokens.kind, filter.kind) : undefined,
+    filter.scope != null ? arrayContains(accessTokens.scopes, [filter.scope]) : undefined,
     filter.active === true ? isActive() : filter.active === false ? sql`not (${isActive()})` : undefined,
   );
 }
@@ -76,14 +78,22 @@ export async function listTokens(
 export const tokenCursor = (t: AccessTokenRow) =>
   Buffer.from(`${t.issuedAt.toISOString()}|${t.id}`).toString("base64url");
 
+/** A cursor as tokenCursor writes it: a four-digit-year ISO instant and a token id, or a ValidationError. */
 function decodeCursor(cursor: string): { issuedAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
+  const [iso, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
   const issuedAt = new Date(iso ?? "");
-  if (!id || Number.isNaN(issuedAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ValidationError("after", "after is not a cursor from this list");
-  }
-  return { issuedAt, id };
+  const valid =
+    rest.length === 0 &&
+    id !== undefined &&
+    isUuid(id) &&
+    ISO_INSTANT.test(iso ?? "") &&
+    !Number.isNaN(issuedAt.getTime()) &&
+    issuedAt.toISOString() === iso;
+  if (!valid) throw new ValidationError("after", "after is not a cursor from this list");
+  return { issuedAt, id: id.toLowerCase() };
 }
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Revokes the token a value names, for its owner or an admin. Revoking twice is harmless. */
 export async function revokeToken(deps: Deps, auth: Auth, value: string): Promise<AccessTokenRow> {

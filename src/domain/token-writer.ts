@@ -3,6 +3,7 @@ import type { Database, PreparedOptions } from "../db/client.js";
 import { Batcher } from "./batcher.js";
 import type { PreparedToken } from "./token.js";
 import { EVENT_ORDER_LOCK, TOKEN_EVENTS_CHANNEL } from "./token-event.js";
+import { isIntegrityViolation } from "./validation.js";
 
 const MAX_BATCH = 500;
 
@@ -86,37 +87,49 @@ export class TokenWriter {
 
   private async flush(batch: Pending[]): Promise<void> {
     try {
-      const columns: unknown[][] = Array.from({ length: 19 }, () => new Array(batch.length));
-      batch.forEach(({ token: { token: t, event: e } }, i) => {
-        const row = [
-          t.id,
-          t.userStoreDomain,
-          t.kind,
-          t.format,
-          t.clientId,
-          t.applicationId,
-          t.applicationKeyId,
-          t.keyType,
-          t.userId,
-          t.refreshFamilyId,
-          t.scopes.join(" "),
-          t.tokenHash,
-          t.tokenCiphertext,
-          t.encryptionKeyId,
-          t.issuedAt.toISOString(),
-          t.expiresAt?.toISOString() ?? null,
-          e.type,
-          e.reason ?? null,
-          e.actorId ?? null,
-        ];
-        for (let c = 0; c < row.length; c++) (columns[c] as unknown[])[i] = row[c];
-      });
-      this.onStatement?.(this.statement);
-      await this.database.prepared(this.statement, columns, this.options);
-      for (const b of batch) b.resolve();
+      await this.insert(batch);
     } catch (error) {
+      if (batch.length > 1 && isIntegrityViolation(error)) {
+        // One row refused (its key or application deleted meanwhile) fails the whole statement,
+        // which committed nothing: each token is written again alone, so only that one fails.
+        for (const pending of batch) await this.flush([pending]);
+        return;
+      }
       this.log.error({ err: error, batch: batch.length }, "token batch write failed");
       for (const b of batch) b.reject(error);
+      return;
     }
+    for (const b of batch) b.resolve();
+  }
+
+  /** The batch's tokens and events in one statement. */
+  private async insert(batch: Pending[]): Promise<void> {
+    const columns: unknown[][] = Array.from({ length: 19 }, () => new Array(batch.length));
+    batch.forEach(({ token: { token: t, event: e } }, i) => {
+      const row = [
+        t.id,
+        t.userStoreDomain,
+        t.kind,
+        t.format,
+        t.clientId,
+        t.applicationId,
+        t.applicationKeyId,
+        t.keyType,
+        t.userId,
+        t.refreshFamilyId,
+        t.scopes.join(" "),
+        t.tokenHash,
+        t.tokenCiphertext,
+        t.encryptionKeyId,
+        t.issuedAt.toISOString(),
+        t.expiresAt?.toISOString() ?? null,
+        e.type,
+        e.reason ?? null,
+        e.actorId ?? null,
+      ];
+      for (let c = 0; c < row.length; c++) (columns[c] as unknown[])[i] = row[c];
+    });
+    this.onStatement?.(this.statement);
+    await this.database.prepared(this.statement, columns, this.options);
   }
 }

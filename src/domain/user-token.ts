@@ -48,6 +48,7 @@ export async function issueUserTokens(tx: Tx, deps: Deps, input: IssueUserTokens
         clientId,
         userStoreDomain: user.userStoreDomain,
         applicationKeyId: client?.key.id ?? null,
+        scopes: input.scopes,
       })))
     : null;
   const validity = effectiveValidity(settings, client?.key.validityPeriod ?? settings.userValidity, { jwt });

@@ -109,6 +109,8 @@ export async function deleteUser(deps: Deps, auth: Auth, id: string): Promise<Us
         events,
       );
       await tx.delete(users).where(eq(users.id, userId));
+      // Its clients may hold no token, so no token event would tell the client caches.
+      await announceCacheNotice(tx, { ownerId: userId });
       // Last: appending takes the event-order lock, after every row lock this transaction needs.
       await appendTokenEvents(tx, events);
       return user;

@@ -36,18 +36,28 @@ export const text = (max: number) =>
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** True for a UUID in its text form (either case): the only ids that can reach a uuid column. */
+export const isUuid = (id: string) => UUID.test(id);
+
 /** An id that is not a UUID cannot exist: report it as not found, never as a database error. */
 export function requireId(resource: string, id: string): string {
-  if (!UUID.test(id)) throw new NotFoundError(resource, id);
+  if (!isUuid(id)) throw new NotFoundError(resource, id);
   return id.toLowerCase();
 }
 
-/** True when `error` is a PostgreSQL unique violation (on either driver). */
-export function isUniqueViolation(error: unknown): boolean {
+/** The SQLSTATE of a PostgreSQL error (on either driver, wrapped or not); undefined for anything else. */
+export function sqlState(error: unknown): string | undefined {
   let e: unknown = error;
   for (let depth = 0; e && depth < 4; depth++) {
-    if ((e as { code?: unknown }).code === "23505") return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
     e = (e as { cause?: unknown }).cause;
   }
-  return false;
+  return undefined;
 }
+
+/** True when `error` is a PostgreSQL unique violation (on either driver). */
+export const isUniqueViolation = (error: unknown) => sqlState(error) === "23505";
+
+/** True when `error` is an integrity constraint violation (class 23): a row the database refused. */
+export const isIntegrityViolation = (error: unknown) => sqlState(error)?.startsWith("23") === true;

@@ -33,7 +33,8 @@ export async function authenticateRequestClient(deps: Deps, call: OAuthCall): Pr
   const postSecret = optional(form, "client_secret");
   // The scheme alone ("Basic", credentials missing) is still an attempt at Basic: it gets the challenge.
   const usedBasic = header !== undefined && /^basic(\s|$)/i.test(header);
-  if (usedBasic && (postId !== undefined || postSecret !== undefined)) {
+  // A client_id alone beside Basic is no second method (RFC 6749 §3.2.1 lets clients send it).
+  if (usedBasic && postSecret !== undefined) {
     throw new OAuthError("invalid_request", "use only one client authentication method");
   }
   const credentials = usedBasic
@@ -43,6 +44,12 @@ export async function authenticateRequestClient(deps: Deps, call: OAuthCall): Pr
       : null;
   if (!credentials || credentials.clientId.length > 256 || credentials.secret.length > 512) {
     throw invalidClient(usedBasic);
+  }
+  if (usedBasic && postId !== undefined && postId !== credentials.clientId) {
+    throw new OAuthError(
+      "invalid_request",
+      "the client_id parameter names another client than the Basic credentials",
+    );
   }
   const principal = `client:${credentials.clientId}`;
   await deps.limiter.check(principal, call.ip);

@@ -147,6 +147,17 @@ describe("tokenEvents payloads", () => {
     ]);
   });
 
+  it("matches a filter's ids whatever their case, as the history query does", async () => {
+    const client = await newClient(world);
+    const stream = await subscribeEvents(t, world.owner.token, {
+      filter: { applicationId: client.applicationId.toUpperCase() },
+    });
+    const { access_token: value } = await clientCredentials(world, client);
+    await received(stream, 1);
+    expect(stream.events).toMatchObject([{ type: "ISSUED", applicationId: client.applicationId }]);
+    expect(stream.events).toEqual(await storedEvents(t, "token_id = $1", [idOf(value)]));
+  });
+
   it("delivers REVOKED with reason OWNER or ADMIN for revokeTokenById", async () => {
     const client = await newClient(world);
     const stream = await subscribeEvents(t, world.owner.token, {

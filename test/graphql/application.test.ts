@@ -402,6 +402,8 @@ describe("applications", () => {
   it.each([
     ["a valid UUID that names no user", UNKNOWN_ID],
     ["a string that is not a UUID", "not-a-uuid"],
+    ["36 hyphens (the length and characters of a UUID)", "-".repeat(36)],
+    ["a UUID with its hyphens moved", "0000000000000-4000-8000-00000000-0000"],
   ])("answers an admin filtering by %s with an empty list", async (_name, ownerId) => {
     expect(await listApplications(adminToken, ownerId)).toEqual({
       __typename: "QueryApplicationsSuccess",

@@ -73,6 +73,10 @@ async function newKey(owner: Subscriber, input: Record<string, unknown> = {}) {
   return { app, issued, token: issued.token.token, value: issued.token.accessToken };
 }
 
+/** A cursor made as the service makes them (base64url of `<issuedAt>|<id>`), from any parts. */
+const cursorOf = (issuedAt: string, id: string) => Buffer.from(`${issuedAt}|${id}`).toString("base64url");
+const BAD_CURSOR = invalid("after", "after is not a cursor from this list");
+
 const nodeIds = (outcome: Outcome) => outcome.nodes?.map((n) => n.id);
 const isActiveInDb = async (id: string) =>
   (
@@ -227,6 +231,12 @@ describe("tokens", () => {
     [{ first: 0 }, invalid("first", "first must be 1 to 200")],
     [{ first: 201 }, invalid("first", "first must be 1 to 200")],
     [{ after: "garbage" }, invalid("after", "after is not a cursor from this list")],
+    [{ after: cursorOf("2024-01-01T00:00:00.000Z", "-".repeat(36)) }, BAD_CURSOR],
+    [{ after: cursorOf("+275760-09-13T00:00:00.000Z", UNKNOWN_ID) }, BAD_CURSOR],
+    [{ after: cursorOf("2024-02-30T00:00:00.000Z", UNKNOWN_ID) }, BAD_CURSOR],
+    [{ after: `${cursorOf("2024-01-01T00:00:00.000Z", UNKNOWN_ID)}fHg` }, BAD_CURSOR],
+    [{ filter: { applicationId: "" } }, invalid("applicationId", "applicationId: must not be empty")],
+    [{ filter: { scope: "" } }, invalid("scope", "scope: must not be empty")],
     [{ filter: { applicationId: "not-a-uuid" } }, notFound("Application", "not-a-uuid")],
   ])("answers %j with a typed error", async (variables, expected) => {
     expect(await listTokens(t, carol.token, variables)).toEqual(expected);
@@ -398,6 +408,22 @@ describe("revokeTokens", () => {
 
   it("revokes nothing for an application that does not exist", async () => {
     expect(await revokeTokens(t, adminToken, { applicationId: UNKNOWN_ID })).toMatchObject({ count: 0 });
+  });
+
+  it.each([
+    ["an application", "applicationId"],
+    ["a user", "userId"],
+    ["a scope", "scope"],
+  ])("refuses an empty %s id or name with a ValidationError, revoking nothing", async (_name, field) => {
+    const { token } = await newKey(alice);
+    const before = await raw<{ n: number }>(
+      `select count(*)::int as n from access_tokens where ${ACTIVE_SQL}`,
+    );
+    expect(await revokeTokens(t, adminToken, { [field]: "" })).toEqual(
+      invalid(field, `${field}: must not be empty`),
+    );
+    expect(await raw(`select count(*)::int as n from access_tokens where ${ACTIVE_SQL}`)).toEqual(before);
+    expect(await isActiveInDb(token.id)).toBe(true);
   });
 
   it.each([

@@ -1,12 +1,15 @@
+import { gql } from "graphql-request";
 import { decodeProtectedHeader } from "jose";
 import * as oauth from "oauth4webapi";
 import { describe, expect, it } from "vitest";
+import { revokeTokens } from "../support/keys.js";
 import {
   ACCESS_TOKEN,
   accessTokenRow,
   clientCredentials,
   clientCredentialsRequest,
   eventsOfTokens,
+  INVALID_CLIENT_BASIC,
   idOf,
   introspect,
   newClient,
@@ -87,6 +90,13 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     });
   });
 
+  it("refuses a scope parameter of blanks only with invalid_scope (§3.3: at least one scope-token)", async () => {
+    const response = await clientCredentialsRequest(f.world, f.c, { scope: "  " });
+    expect(await wire(response)).toEqual(
+      oauthError(400, "invalid_scope", "the scope parameter names no scope"),
+    );
+  });
+
   it("refuses a scope outside the key's scopes with invalid_scope", async () => {
     const narrow = await newClient(f.world, { scopes: ["read"] });
     const response = await clientCredentialsRequest(f.world, narrow, { scope: "read write" });
@@ -148,5 +158,47 @@ describe("client_credentials grant (RFC 6749 §4.4)", () => {
     expect(await wire(response)).toEqual(
       oauthError(400, "unauthorized_client", "the client is not allowed the client_credentials grant"),
     );
+  });
+});
+
+describe("a client whose application is deleted", () => {
+  const DELETE_APPLICATION = gql`
+    mutation DeleteApplication($input: DeleteApplicationInput!) {
+      deleteApplication(input: $input) { __typename }
+    }
+  `;
+
+  it("is refused with invalid_client at once, even when no token of it was active to announce", async () => {
+    const gone = await newClient(f.world);
+    expect((await wire(await clientCredentialsRequest(f.world, gone))).status).toBe(200);
+    // Nothing active left: deleting the application revokes nothing, so no token event is written.
+    expect(await revokeTokens(f.t, f.world.adminToken, { applicationId: gone.applicationId })).toMatchObject({
+      count: 2,
+    });
+    const deleted = await f.t
+      .client(f.world.owner.token)
+      .request<{ deleteApplication: { __typename: string } }>(DELETE_APPLICATION, {
+        input: { id: gone.applicationId },
+      });
+    expect(deleted.deleteApplication.__typename).toBe("DeleteApplicationPayload");
+    expect(await wire(await clientCredentialsRequest(f.world, gone))).toEqual(INVALID_CLIENT_BASIC);
+  });
+
+  it("fails only its own token request when a batch holds it and others' (its key deleted meanwhile)", async () => {
+    const [gone, other] = [await newClient(f.world), await newClient(f.world)];
+    const clientOf = async (c: typeof gone) => {
+      const { authenticateClient } = await import("../../src/domain/application-key.js");
+      return (await authenticateClient(f.t.app.deps, c.clientId, c.secret))!;
+    };
+    const { grantClientCredentials } = await import("../../src/domain/grant.js");
+    const [goneClient, otherClient] = [await clientOf(gone), await clientOf(other)];
+    // The client record was read before the deletion, as a cached one would be.
+    await f.t.app.deps.database.raw("delete from applications where id = $1", [gone.applicationId]);
+    const outcomes = await Promise.allSettled([
+      grantClientCredentials(f.t.app.deps, otherClient, undefined),
+      grantClientCredentials(f.t.app.deps, goneClient, undefined),
+      grantClientCredentials(f.t.app.deps, otherClient, undefined),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
   });
 });

@@ -174,6 +174,22 @@ describe("client authentication (RFC 6749 §2.3, §5.2)", () => {
     expect(await wire(await postForm(t, path, null, form))).toEqual(INVALID_CLIENT);
   });
 
+  it.each(ENDPOINTS)("%s: Basic with the same client_id in the body is accepted (§3.2.1)", async (path) => {
+    const form = `${VALID_FORM[path]}&client_id=${encodeURIComponent(c.clientId)}`;
+    expect((await wire(await postForm(t, path, c, form))).status).toBe(200);
+  });
+
+  it.each(ENDPOINTS)("%s: Basic with another client_id in the body is invalid_request", async (path) => {
+    const form = `${VALID_FORM[path]}&client_id=someone-else`;
+    expect(await wire(await postForm(t, path, c, form))).toEqual(
+      oauthError(
+        400,
+        "invalid_request",
+        "the client_id parameter names another client than the Basic credentials",
+      ),
+    );
+  });
+
   it.each(ENDPOINTS)("%s: Basic and client_secret_post together are invalid_request", async (path) => {
     const form = `${VALID_FORM[path]}&client_id=${c.clientId}&client_secret=${c.secret}`;
     expect(await wire(await postForm(t, path, c, form))).toEqual(

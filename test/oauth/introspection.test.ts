@@ -17,6 +17,7 @@ import {
   introspect,
   introspectionRequest,
   JSON_NO_STORE,
+  jwtWithHeader,
   newClient,
   newUser,
   passwordGrant,
@@ -148,6 +149,8 @@ describe("token introspection (RFC 7662)", () => {
       ["an unknown refresh token", () => unknownValue("tmrt")],
       ["garbage", () => "not-a-token"],
       ["something shaped like a JWT", () => "a.b.c"],
+      ["a JWT whose kid holds a NUL byte", () => jwtWithHeader({ alg: "ES256", kid: "a\u0000b" })],
+      ["a JWT whose kid names no key", () => jwtWithHeader({ alg: "RS256", kid: "k".repeat(43) })],
       ["a consumer secret", () => c.secret],
     ])("%s", async (_name, value) => {
       await expectInactive(value());

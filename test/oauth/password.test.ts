@@ -145,6 +145,13 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
     expect(await wire(unknown)).toEqual(BAD_CREDENTIALS);
   });
 
+  it("refuses credentials too long to be anyone's with invalid_grant, not invalid_request", async () => {
+    const long = await passwordRequest(f.world, f.c, { ...credentials(), password: "p".repeat(257) });
+    expect(await wire(long)).toEqual(BAD_CREDENTIALS);
+    const longName = await passwordRequest(f.world, f.c, { username: "u".repeat(65), password: "whatever1" });
+    expect(await wire(longName)).toEqual(BAD_CREDENTIALS);
+  });
+
   it("refuses a disabled user with invalid_grant", async () => {
     const disabled = await newUser(f.t, f.world.adminToken);
     await passwordGrant(f.world, f.c, {}, disabled);

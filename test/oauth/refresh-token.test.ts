@@ -1,6 +1,7 @@
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApp } from "../support/app.js";
+import { regenerateToken } from "../support/keys.js";
 import {
   ACCESS_TOKEN,
   createWorld,
@@ -131,16 +132,38 @@ describe("refresh_token grant (RFC 6749 §6) with rotation", () => {
     expect(await familyOf(t, current.refresh_token!)).toMatchObject({ revoked: false, access_tokens: 6 });
   });
 
-  it("narrows the scope on refresh, and never widens it (invalid_scope)", async () => {
-    const first = await passwordGrant(world, c);
-    const narrowed = await refreshRequest(world, c, first.refresh_token!, { scope: "write" });
-    const { status, body } = await wire(narrowed);
-    expect(status).toBe(200);
-    expect(body).toMatchObject({ scope: "write" });
-    const widened = await refreshRequest(world, c, pairOf(body).refresh_token, { scope: "read write" });
+  it("narrows the scope on refresh, within what was originally granted (§6), and never beyond it", async () => {
+    const first = await passwordGrant(world, c, { scope: "read write" });
+    const narrowed = await wire(await refreshRequest(world, c, first.refresh_token!, { scope: "write" }));
+    expect(narrowed).toMatchObject({ status: 200, body: { scope: "write" } });
+    // "If omitted, treated as equal to the scope originally granted": not the last one asked for.
+    const omitted = await wire(await refreshRequest(world, c, pairOf(narrowed.body).refresh_token));
+    expect(omitted).toMatchObject({ status: 200, body: { scope: "read write" } });
+    const onlyRead = await passwordGrant(world, c, { scope: "read" });
+    const widened = await refreshRequest(world, c, onlyRead.refresh_token!, { scope: "read write" });
     expect(await wire(widened)).toEqual(
-      oauthError(400, "invalid_scope", "the scope 'read' is not available to this client"),
+      oauthError(400, "invalid_scope", "the scope 'write' is not available to this client"),
     );
+  });
+
+  it("keeps a refresh within the granted scopes once the access tokens it came with are gone", async () => {
+    const first = await passwordGrant(world, c, { scope: "read" });
+    await t.app.deps.database.raw("delete from access_tokens where id = $1", [idOf(first.access_token)]);
+    const refreshed = await wire(await refreshRequest(world, c, first.refresh_token!));
+    expect(refreshed).toMatchObject({ status: 200, body: { scope: "read" } });
+  });
+
+  it("drops the scopes the key no longer allows", async () => {
+    const own = await newClient(world);
+    const first = await passwordGrant(world, own, { scope: "read write" });
+    const outcome = await regenerateToken(t, world.owner.token, {
+      applicationId: own.applicationId,
+      keyType: "PRODUCTION",
+      scopes: ["read"],
+    });
+    expect(outcome.__typename).toBe("RegenerateTokenPayload");
+    const refreshed = await wire(await refreshRequest(world, own, first.refresh_token!));
+    expect(refreshed).toMatchObject({ status: 200, body: { scope: "read" } });
   });
 
   it("omits expires_in when the key's tokens never expire", async () => {

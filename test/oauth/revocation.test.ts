@@ -11,6 +11,7 @@ import {
   INVALID_CLIENT_BASIC,
   idOf,
   introspect,
+  jwtWithHeader,
   NO_STORE,
   newClient,
   oauthError,
@@ -110,6 +111,8 @@ describe("token revocation (RFC 7009)", () => {
     ["an unknown refresh token", () => unknownValue("tmrt")],
     ["garbage", () => "not-a-token"],
     ["something shaped like a JWT", () => "a.b.c"],
+    ["a JWT whose kid holds a NUL byte", () => jwtWithHeader({ alg: "ES256", kid: "a\u0000b" })],
+    ["a JWT whose kid names no key", () => jwtWithHeader({ alg: "RS256", kid: "k".repeat(43) })],
   ])("answers 200 for %s (§2.2)", async (_name, value) => {
     expect(await wire(await revocationRequest(world, c, value()))).toEqual(REVOKED);
   });

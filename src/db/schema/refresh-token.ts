@@ -16,6 +16,11 @@ export const refreshTokenFamilies = pgTable(
     }),
     clientId: text("client_id").notNull(),
     userStoreDomain: text("user_store_domain").notNull(),
+    /**
+     * The scopes the resource owner granted when the family started (RFC 6749 §6: a refresh may
+     * narrow them, never widen them). Null for families started before it was recorded.
+     */
+    scopes: text("scopes").array(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     revokeReason: text("revoke_reason"),
