@@ -305,6 +305,8 @@ function allowedDecision(grant: TokenGrant): GatewayDecision {
   };
 }
 
+const HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+
 /** No list, an empty list or ALL: every domain. Otherwise the host (and port, if listed) must match. */
 export function domainAllowed(allowed: readonly string[], header: string | undefined): boolean {
   if (allowed.length === 0 || allowed.includes("ALL")) return true;
@@ -317,6 +319,9 @@ export function domainAllowed(allowed: readonly string[], header: string | undef
       return false;
     }
   }
+  // A host name (or address) with an optional port, nothing else: `evil.test/x.example.com` ends
+  // with `.example.com` but names no subdomain of it.
+  if (!HOST.test(host)) return false;
   const bare = host.replace(/:\d+$/, "");
   return allowed.some((entry) => {
     const withPort = /:\d+$/.test(entry);

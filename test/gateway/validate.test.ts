@@ -348,7 +348,16 @@ describe("allowed domains (the seeds' ClientDomainHeader, default `domain`)", ()
     for (const domain of ["a.example.com", "b.a.example.com", "a.example.com:8080"]) {
       expect(await validate(t, { token: wild.token, uri: items, domain }), domain).toEqual(allowedFor(wild));
     }
-    for (const domain of ["example.com", "notexample.com", "a.example.com.evil.test", ".example.com"]) {
+    for (const domain of [
+      "example.com",
+      "notexample.com",
+      "a.example.com.evil.test",
+      ".example.com",
+      "evil.test/x.example.com",
+      "evil.test?x.example.com",
+      "evil.test x.example.com",
+      "user@evil.test#.example.com",
+    ]) {
       expect(await validate(t, { token: wild.token, uri: items, domain }), domain).toEqual(NOT_ALLOWED);
     }
   });
