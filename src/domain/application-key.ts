@@ -38,7 +38,7 @@ import {
   TOKEN_PREFIXES,
   VerifiedValues,
 } from "./token-value.js";
-import { isUniqueViolation, parseInput } from "./validation.js";
+import { HOST_SOURCE, isUniqueViolation, parseInput } from "./validation.js";
 import { type Auth, requireViewer } from "./viewer.js";
 
 export const GRANT_TYPES = ["client_credentials", "password", "refresh_token"] as const;
@@ -47,8 +47,7 @@ export type GrantType = (typeof GRANT_TYPES)[number];
 const DEFAULT_GRANT_TYPES: GrantType[] = ["client_credentials", "refresh_token"];
 const MAX_GRACE_PERIOD = 30 * 86400;
 
-const HOST =
-  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:[0-9]{1,5})?$/;
+const ALLOWED_DOMAIN = new RegExp(`^(\\*\\.)?${HOST_SOURCE}$`);
 
 /** Allowed domains: host names (optionally `*.` wildcards and a port); empty or `ALL` = every domain. */
 const AllowedDomains = z
@@ -60,7 +59,7 @@ const AllowedDomains = z
       ctx.addIssue({ code: "custom", message: "ALL cannot be combined with other domains" });
       return z.NEVER;
     }
-    const bad = domains.find((d) => d !== "ALL" && !HOST.test(d));
+    const bad = domains.find((d) => d !== "ALL" && !ALLOWED_DOMAIN.test(d));
     if (bad !== undefined) {
       ctx.addIssue({ code: "custom", message: `${JSON.stringify(bad)} is not a domain name` });
       return z.NEVER;
@@ -182,16 +181,17 @@ export async function regenerateToken(deps: Deps, auth: Auth, input: z.input<typ
       if (data.scopes != null)
         changes.scopes = requireScopesWithin(data.scopes, await subscribedScopes(tx, app.id), "scopes");
       const key = await updateKey(tx, locked, changes);
-      // Tokens kept for a grace period answer with the key's new allowed domains at once.
-      if (data.allowedDomains != null) await announceCacheNotice(tx, { applicationId: app.id });
+      // Tokens kept for a grace period answer with the key's new allowed domains, and end with
+      // the period, at once: no token event tells the gateways' caches of either.
+      if (data.allowedDomains != null || data.gracePeriod) {
+        await announceCacheNotice(tx, { applicationId: app.id });
+      }
 
       const previous = and(eq(accessTokens.applicationKeyId, key.id), eq(accessTokens.kind, "APPLICATION"));
       let previousValidUntil: Date | null = null;
       if (data.gracePeriod) {
         // The old tokens stay valid until then; the sweeper revokes them (reason REGENERATED).
         previousValidUntil = new Date(Date.now() + data.gracePeriod * 1000);
-        // No token event until the sweeper revokes them: the gateways' caches must learn the new end now.
-        if (data.allowedDomains == null) await announceCacheNotice(tx, { applicationId: app.id });
         await tx
           .update(accessTokens)
           .set({ revokeScheduledAt: previousValidUntil })

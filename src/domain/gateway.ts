@@ -10,6 +10,7 @@ import {
 import type { Deps } from "./deps.js";
 import { accessTokenIdOf } from "./token.js";
 import { idOfShapedValue, parseTokenValue, TOKEN_PREFIXES, VerifiedValues } from "./token-value.js";
+import { HOST_SOURCE } from "./validation.js";
 import { ValidationCache } from "./validation-cache.js";
 
 /** What a gateway forwards about the call it is about to make. */
@@ -305,7 +306,8 @@ function allowedDecision(grant: TokenGrant): GatewayDecision {
   };
 }
 
-const HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+/** What an allowed domain may name (see application-key.ts): any other header matches none. */
+const HOST = new RegExp(`^${HOST_SOURCE}$`);
 
 /** No list, an empty list or ALL: every domain. Otherwise the host (and port, if listed) must match. */
 export function domainAllowed(allowed: readonly string[], header: string | undefined): boolean {

@@ -34,6 +34,10 @@ export const text = (max: number) =>
     .max(max, `must be at most ${max} characters`)
     .refine((v) => !CONTROL.test(v), "must not contain control characters");
 
+/** A lower-case host name or IPv4 address with an optional port (the source of a RegExp, unanchored). */
+export const HOST_SOURCE =
+  "([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:[0-9]{1,5})?";
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** True for a UUID in its text form (either case): the only ids that can reach a uuid column. */
