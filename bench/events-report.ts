@@ -1,4 +1,4 @@
-import { markers } from "./report.js";
+import { markers, median } from "./report.js";
 
 export type Target = "pglite" | "postgres";
 
@@ -124,12 +124,6 @@ const ms = (v: number) => (Number.isNaN(v) ? "—" : Math.abs(v) >= 100 ? v.toFi
 const pct = (v: number | undefined) => (v === undefined ? "—" : `${Math.round(v)}%`);
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const rate = (r: FanoutRound) => r.deliveries / r.seconds;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 /** Server CPU µs per delivery in a round. */
 function cost(round: FanoutRound): number | undefined {

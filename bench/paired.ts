@@ -22,6 +22,7 @@
 import { startCpuWindow } from "./cpu.js";
 import { introspected, PROVISION } from "./gateway-suite.js";
 import { runWorkerLoad } from "./load.js";
+import { median, pairedRounds } from "./report.js";
 import { startOurs, startPeer } from "./servers.js";
 import { LOAD_CORE, log, settings } from "./settings.js";
 import { guardRun, tearDown } from "./teardown.js";
@@ -58,11 +59,6 @@ async function start(entry: string) {
   return introspected(target, running, "/introspect");
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const fixed = (value: number | undefined, digits: number) =>
   value === undefined ? "n/a" : value.toFixed(digits);
 
@@ -94,15 +90,17 @@ async function main(): Promise<void> {
   log(
     `\nPOST /introspect, ${connections} connections, ${rounds} rounds of ${seconds} s, ratios to ${first.entry}:`,
   );
+  const rates = (runs: readonly Run[]) => runs.map((run) => run.requestsPerSecond);
   for (const server of servers) {
-    const ratios = server.runs.map((run, i) => run.requestsPerSecond / first.runs[i]!.requestsPerSecond);
+    // Undefined only when a run of the first server served nothing.
+    const paired = pairedRounds(rates(server.runs), rates(first.runs));
+    const ratio = paired
+      ? `${paired.median.toFixed(2)} (${Math.min(...paired.each).toFixed(2)}–${Math.max(...paired.each).toFixed(2)})`
+      : "n/a";
     const cpu = server.runs.map((run) => run.cpuPerRequest).filter((v) => v !== undefined);
+    const rps = Math.round(median(rates(server.runs))).toString();
     log(
-      `${server.entry.padEnd(40)} ${Math.round(median(server.runs.map((r) => r.requestsPerSecond)))
-        .toString()
-        .padStart(
-          6,
-        )} req/s  ${fixed(cpu.length ? median(cpu) : undefined, 1).padStart(6)} µs CPU/request  ratio ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+      `${server.entry.padEnd(40)} ${rps.padStart(6)} req/s  ${fixed(cpu.length ? median(cpu) : undefined, 1).padStart(6)} µs CPU/request  ratio ${ratio}`,
     );
   }
   for (const server of servers) await server.loaded.server.stop();

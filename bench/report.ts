@@ -114,6 +114,13 @@ export function pairedRounds(
   return { each, median: sorted[Math.floor((sorted.length - 1) / 2)] as number };
 }
 
+/** The median of some figures (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
 /** The ratio of ours to the peer at the same connection count. */
 export function ratio(
   results: readonly CaseResult[],
