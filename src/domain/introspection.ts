@@ -2,6 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { accessTokens, refreshTokenFamilies, refreshTokens, users } from "../db/schema/index.js";
 import type { AuthenticatedClient } from "./application-key.js";
 import type { Deps } from "./deps.js";
+import { UnauthorizedClientError } from "./errors.js";
 import { revokeFamily } from "./refresh-token.js";
 import { accessTokenIdOf, findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
 import { thenSynced } from "./token-event.js";
@@ -78,6 +79,8 @@ async function introspectRefreshToken(deps: Deps, value: string): Promise<Intros
   };
 }
 
+const notTheClients = () => new UnauthorizedClientError("the token was issued to another client");
+
 async function findRefreshToken(deps: Deps, value: string) {
   const parsed = parseTokenValue(value, TOKEN_PREFIXES.refreshToken);
   if (!parsed) return null;
@@ -97,22 +100,25 @@ async function findRefreshToken(deps: Deps, value: string) {
 
 /**
  * RFC 7009 revocation by the client the token was issued to. A refresh token takes its whole
- * family with it (and so the access tokens it produced). Unknown tokens, and tokens of other
- * clients, are left alone without saying so (§2.2: 200 either way).
+ * family with it (and so the access tokens it produced). Unknown and forged values are left alone
+ * without saying so (§2.2: the client could do nothing with the error); a real token of another
+ * client is refused (§2.1), whatever its state, and left as it is.
  */
 export async function revokeForClient(deps: Deps, client: AuthenticatedClient, value: string): Promise<void> {
   const clientId = client.key.consumerKey;
   if (value.startsWith(`${TOKEN_PREFIXES.refreshToken}_`)) {
     const row = await findRefreshToken(deps, value);
-    if (row && row.family.clientId === clientId) {
-      await thenSynced(deps.bus, () =>
-        deps.db.transaction((tx) => revokeFamily(tx, row.family, "CLIENT_REQUEST", null)),
-      );
-    }
+    if (!row) return;
+    if (row.family.clientId !== clientId) throw notTheClients();
+    await thenSynced(deps.bus, () =>
+      deps.db.transaction((tx) => revokeFamily(tx, row.family, "CLIENT_REQUEST", null)),
+    );
     return;
   }
   const token = await findAccessToken(deps.db, deps, value);
-  if (!token || token.clientId !== clientId || !isTokenActive(token)) return;
+  if (!token) return;
+  if (token.clientId !== clientId) throw notTheClients();
+  if (!isTokenActive(token)) return;
   await thenSynced(deps.bus, () =>
     deps.db.transaction((tx) =>
       revokeAccessTokens(
