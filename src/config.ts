@@ -96,7 +96,10 @@ export interface Config {
   readonly tokenEncryptionKeys: ReadonlyArray<{ readonly id: string; readonly key: string }> | undefined;
   readonly jwt: { readonly alg: "RS256" | "ES256" | "PS256" | "EdDSA"; readonly signingKeyMaxAge: number };
   readonly sweeperIntervalMs: number;
-  /** PostgreSQL event stream heartbeat: silence for three beats counts as an interruption. */
+  /**
+   * PostgreSQL event stream heartbeat: caches trust their entries while a beat sent within two
+   * intervals was heard; silence for three beats counts as an interruption.
+   */
   readonly eventHeartbeatMs: number;
   /** Events queued for one live subscriber before it is cut off as too slow. */
   readonly eventQueueLimit: number;

@@ -39,6 +39,11 @@ export interface EventBus {
    * `true` once listening again. Caches must not trust what they hold in between.
    */
   onConnectivity(listener: (connected: boolean) => void): () => void;
+  /**
+   * Whether a cache may trust what it holds now: listening, and (on PostgreSQL) a heartbeat sent
+   * within the last two beats was heard back (see TRUST_BEATS). It can read false for a moment
+   * without an interruption (a late beat); onConnectivity only reports interruptions.
+   */
   readonly connected: boolean;
   /**
    * Resolves once every event committed before the call has reached this instance's listeners:
@@ -53,8 +58,19 @@ export interface EventBus {
 
 interface Heartbeat {
   readonly hb: string;
+  /** When the beat was sent (the sender's Date.now(); only the sender reads it). */
+  readonly at?: number;
   readonly sync?: number;
 }
+
+/**
+ * How many heartbeat intervals a cache may go on trusting what it holds after the last beat it
+ * heard was sent. A beat heard proves every event committed before it was sent has arrived (one
+ * connection delivers in commit order); past this, a revocation may be waiting in a stream that
+ * went silent, so `connected` reads false (caches bypass, without a flush: nothing is known lost)
+ * until a beat is heard again, or until three silent beats declare the stream interrupted.
+ */
+const TRUST_BEATS = 2;
 
 const SYNC_TIMEOUT_MS = 2000;
 
@@ -99,7 +115,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     }
     if ("hb" in message) {
       if (message.hb === instance) {
-        lastBeat = Date.now();
+        lastBeat = Math.max(lastBeat, Math.min(message.at ?? 0, Date.now()));
         setConnected(true);
         if (message.sync !== undefined) {
           waiting.get(message.sync)?.();
@@ -139,7 +155,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       return () => connectivity.delete(listener);
     },
     get connected() {
-      return connected;
+      return connected && (timer === undefined || Date.now() - lastBeat <= TRUST_BEATS * heartbeatMs);
     },
     async sync() {
       const id = ++syncs;
@@ -157,7 +173,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       try {
         await database.raw("select pg_notify($1, $2)", [
           TOKEN_EVENTS_CHANNEL,
-          JSON.stringify({ hb: instance, sync: id }),
+          JSON.stringify({ hb: instance, at: Date.now(), sync: id }),
         ]);
       } catch {
         waiting.delete(id);
@@ -172,7 +188,10 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       timer = setInterval(() => {
         if (Date.now() - lastBeat > 3 * heartbeatMs) setConnected(false);
         database
-          .raw("select pg_notify($1, $2)", [TOKEN_EVENTS_CHANNEL, JSON.stringify({ hb: instance })])
+          .raw("select pg_notify($1, $2)", [
+            TOKEN_EVENTS_CHANNEL,
+            JSON.stringify({ hb: instance, at: Date.now() }),
+          ])
           .catch(() => setConnected(false));
       }, heartbeatMs);
       timer.unref();
