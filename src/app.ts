@@ -136,6 +136,8 @@ function createHttpServer(deps: Deps, log: Logger): FastifyInstance {
     loggerInstance: log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     childLoggerFactory: lazyRequestLogger,
     bodyLimit: deps.config.limits.httpBody,
+    // request.ip (per-source limits, request log): the same trust as clientAddressOf's.
+    trustProxy: deps.config.trustProxy ?? false,
     forceCloseConnections: "idle",
     return503OnClosing: true,
   });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { compileProxyTrust, type ProxyTrust } from "./http/client-address.js";
 
 /** Booleans from the environment: only the obvious spellings, anything else is an error. */
 const flag = z
@@ -64,6 +65,19 @@ const schema = z.object({
   AUTH_FAILURE_LIMIT: z.coerce.number().int().positive().default(10),
   AUTH_FAILURE_LIMIT_PER_SOURCE: z.coerce.number().int().positive().default(50),
   AUTH_FAILURE_WINDOW: z.coerce.number().int().positive().default(60),
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      try {
+        compileProxyTrust(value);
+      } catch (error) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must list addresses, CIDR ranges, loopback, linklocal or uniquelocal (${(error as Error).message})`,
+        });
+      }
+    }),
   APPLICATION_TOKEN_VALIDITY: validity.default(3600),
   USER_TOKEN_VALIDITY: validity.default(3600),
   REFRESH_TOKEN_VALIDITY: validity.default(86400),
@@ -122,6 +136,11 @@ export interface Config {
   };
   /** Seconds in which a repeated refresh (a lost response) gets the same new pair back. */
   readonly refreshRetryWindow: number;
+  /**
+   * The proxies whose X-Forwarded-For is believed (TRUST_PROXY); undefined: none, the socket's
+   * peer is the client.
+   */
+  readonly trustProxy: ProxyTrust | undefined;
   /** Failed credential checks allowed per client id or username, and per source address, per window (s). */
   readonly authFailures: {
     readonly perPrincipal: number;
@@ -192,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cacheTtl: e.VALIDATION_CACHE_TTL,
     }),
     refreshRetryWindow: e.REFRESH_RETRY_WINDOW,
+    trustProxy: compileProxyTrust(e.TRUST_PROXY),
     authFailures: Object.freeze({
       perPrincipal: e.AUTH_FAILURE_LIMIT,
       perSource: e.AUTH_FAILURE_LIMIT_PER_SOURCE,

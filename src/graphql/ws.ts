@@ -5,6 +5,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Deps } from "../domain/deps.js";
+import { clientAddressOf } from "../http/client-address.js";
 import { authenticate } from "./context.js";
 import type { Outlet } from "./direct-delivery.js";
 import { unstorableInputError } from "./input-guard.js";
@@ -29,6 +30,7 @@ interface EnvelopedRoot {
  */
 export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: deps.config.limits.wsPayload });
+  const addressOf = clientAddressOf(deps.config.trustProxy);
   const shared = new SharedSubscriptions();
   const maskResult = (result: ExecutionResult): ExecutionResult =>
     result.errors?.length
@@ -73,7 +75,7 @@ export function createGraphQLWebSocketServer(deps: Deps, yoga: Yoga) {
           }
           const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
             connectionParams: ctx.connectionParams ?? {},
-            source: ctx.extra.request.socket.remoteAddress ?? "unknown",
+            source: addressOf(ctx.extra.request) || "unknown",
             closeSocket: (code: number, reason: string) => ctx.extra.socket.close(code, reason),
           });
           let document: ReturnType<typeof parse>;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Deps } from "../domain/deps.js";
+import { clientAddressOf } from "../http/client-address.js";
 import { type OAuthCall, runEndpoint, type WireResponse, wireOfError } from "./call.js";
 import { isFormContentType, parseForm } from "./form.js";
 import { OAUTH_ENDPOINTS } from "./routes.js";
@@ -14,6 +15,7 @@ import { OAUTH_ENDPOINTS } from "./routes.js";
  */
 export function createOAuthFastPath(deps: Deps) {
   const limit = deps.config.limits.httpBody;
+  const addressOf = clientAddressOf(deps.config.trustProxy);
 
   return function answer(request: IncomingMessage, response: ServerResponse): boolean {
     if (request.method !== "POST") return false;
@@ -27,7 +29,7 @@ export function createOAuthFastPath(deps: Deps) {
       return false;
 
     const started = performance.now();
-    const ip = request.socket.remoteAddress ?? "";
+    const ip = addressOf(request);
     // Callbacks below are inline and unnamed: under tsx (keepNames), a named closure costs a
     // defineProperty call each time it is created, that is on every request.
     const chunks: Buffer[] = [];

@@ -3,6 +3,7 @@ import type { TestApp } from "../support/app.js";
 import {
   clientCredentialsRequest,
   createWorld,
+  basicHeader,
   INVALID_CLIENT_BASIC,
   introspectionRequest,
   JSON_NO_STORE,
@@ -11,6 +12,7 @@ import {
   type Owner,
   oauthError,
   passwordRequest,
+  postRaw,
   revocationRequest,
   startOAuthApp,
   type TestClient,
@@ -139,5 +141,74 @@ describe("failed client authentication, per source (AUTH_FAILURE_LIMIT_PER_SOURC
     // The sixth failure used the source's budget: now even a good client with its right secret waits.
     expectLimited(await wire(await clientCredentialsRequest(world, c)));
     expectLimited(await wire(await clientCredentialsRequest(world, asClient(c, "ghost-d"))));
+  });
+});
+
+/** client_credentials with client_secret_basic, sent with an X-Forwarded-For (and a query string: Fastify's path). */
+const forwardedGrant = (t: TestApp, c: TestClient, forwardedFor: string | null, viaFastify = false) =>
+  postRaw(t, viaFastify ? "/token?via=fastify" : "/token", "grant_type=client_credentials", {
+    "content-type": "application/x-www-form-urlencoded",
+    authorization: basicHeader(c.clientId, c.secret),
+    ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}),
+  });
+
+describe("the source of a request behind proxies (AUTH_FAILURE_LIMIT_PER_SOURCE=3)", () => {
+  describe("with no TRUST_PROXY: the socket's peer, whatever X-Forwarded-For says", () => {
+    let t: TestApp;
+    let world: World;
+    let c: TestClient;
+    beforeAll(async () => {
+      t = await startOAuthApp({ AUTH_FAILURE_LIMIT: "100", AUTH_FAILURE_LIMIT_PER_SOURCE: "3" });
+      world = await createWorld(t);
+      c = await newClient(world);
+    });
+    afterAll(() => t.stop());
+
+    it("counts failures sent with changing X-Forwarded-For values against one source", async () => {
+      const ghost = asClient(c, "ghost");
+      for (const forwardedFor of ["198.51.100.1", "198.51.100.2", "198.51.100.3"]) {
+        expect((await forwardedGrant(t, ghost, forwardedFor)).status).toBe(401);
+      }
+      expectLimited(await wire(await forwardedGrant(t, c, "198.51.100.4")));
+      expectLimited(await wire(await forwardedGrant(t, c, "198.51.100.4", true)));
+    });
+  });
+
+  describe("with TRUST_PROXY=loopback: the nearest address of X-Forwarded-For that is not a proxy", () => {
+    let t: TestApp;
+    let world: World;
+    let c: TestClient;
+    beforeAll(async () => {
+      t = await startOAuthApp({
+        AUTH_FAILURE_LIMIT: "100",
+        AUTH_FAILURE_LIMIT_PER_SOURCE: "3",
+        TRUST_PROXY: "loopback",
+      });
+      world = await createWorld(t);
+      c = await newClient(world);
+    });
+    afterAll(() => t.stop());
+
+    it("limits the client that failed, and not the others behind the same proxy", async () => {
+      const ghost = asClient(c, "ghost");
+      // A client may prepend what it likes: the address the trusted proxy appended is the one counted.
+      const fromAttacker = ["10.9.9.9, 203.0.113.7", "10.9.9.8, 203.0.113.7", "203.0.113.7"];
+      for (const forwardedFor of fromAttacker) {
+        expect((await forwardedGrant(t, ghost, forwardedFor)).status).toBe(401);
+      }
+      // Both ways in (the fast path and Fastify) know the attacker...
+      expectLimited(await wire(await forwardedGrant(t, c, "203.0.113.7")));
+      expectLimited(await wire(await forwardedGrant(t, c, "203.0.113.7", true)));
+      // ...and serve the others: another address behind the proxy, and the proxy itself.
+      expect((await forwardedGrant(t, c, "203.0.113.8")).status).toBe(200);
+      expect((await forwardedGrant(t, c, "203.0.113.8", true)).status).toBe(200);
+      expect((await forwardedGrant(t, c, null)).status).toBe(200);
+    });
+  });
+
+  it("refuses to start with a TRUST_PROXY entry that is no address", async () => {
+    await expect(startOAuthApp({ TRUST_PROXY: "loopback, proxy.example.com" })).rejects.toThrow(
+      /TRUST_PROXY: must list addresses, CIDR ranges, loopback, linklocal or uniquelocal/,
+    );
   });
 });
