@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApp } from "../support/app.js";
 import {
+  basicHeader,
   clientCredentialsRequest,
   createWorld,
-  basicHeader,
   INVALID_CLIENT_BASIC,
   introspectionRequest,
   JSON_NO_STORE,
