@@ -1,11 +1,12 @@
 import { and, asc, desc, eq, gt, inArray, lt, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
-import { applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
+import { accessTokens, applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
 import type { Channel } from "../events/channel.js";
 import type { EventHub } from "../events/hub.js";
 import { LiveSource, type LiveStream } from "../events/live-stream.js";
 import type { Deps } from "./deps.js";
 import { UnauthenticatedError, ValidationError } from "./errors.js";
+import { isActive } from "./token.js";
 import { fromRow, type TokenEventRecord } from "./token-event.js";
 import { parseInput } from "./validation.js";
 import { type Auth, isAdmin, requireViewer, type Viewer } from "./viewer.js";
@@ -81,9 +82,10 @@ const REPLAY_PAGE = 500;
  * events from the hub. The hub channel opens before the replay starts, so nothing committed
  * meanwhile is lost, and events the replay already delivered are dropped from it, so nothing is
  * delivered twice. Visibility is checked per event; the stream ends when the viewer's own token
- * is revoked or expires (a user deleted, disabled or demoted mid-stream stops receiving). Live
- * events are handed on synchronously as the hub pushes them, unless a check must read the
- * database (an application not seen before): later events wait for it, in order.
+ * is revoked (its REVOKED event) or expires (at its expiry time, not when the sweeper announces
+ * it), so a user deleted, disabled or demoted mid-stream stops receiving. Live events are handed
+ * on synchronously as the hub pushes them, unless a check must read the database (an
+ * application not seen before): later events wait for it, in order.
  */
 export function streamTokenEvents(
   deps: Deps,
@@ -95,9 +97,15 @@ export function streamTokenEvents(
   return new TokenEventStream(deps, hub, auth, args, onOverflow);
 }
 
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 class TokenEventStream extends LiveSource<TokenEventRecord> {
   private channel: Channel<TokenEventRecord> | undefined;
   private stopped = false;
+  /** Ends the stream when the viewer's token expires. */
+  private sessionTimer: NodeJS.Timeout | undefined;
+  private sessionExpired = false;
 
   constructor(
     private readonly deps: Deps,
@@ -113,29 +121,65 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
     const viewer = requireViewer(this.auth);
     const filter = parseInput(Filter, this.args.filter ?? {});
     const after = this.args.after != null ? parseCursor(this.args.after) : undefined;
-    const visible = await visibility(this.deps, viewer);
-    if (this.stopped) return;
+    // The channel opens before the session is confirmed (in follow): a revocation committed after
+    // the viewer was authenticated then either reaches the channel or shows in that read. Opened
+    // after it, the REVOKED event could pass in between, unseen, and the stream never end.
     const channel = this.hub.open(this.onOverflow);
     this.channel = channel;
+    if (viewer.endsAt) TokenEventStream.endSessionAt(this, viewer.endsAt.getTime());
     try {
-      if (after !== undefined) {
-        const replayed = await replay(this.deps, after, async (event) => {
-          ensureSession(viewer, event);
-          if (!this.stopped && matches(event, filter) && (await visible(event))) await this.emit(event);
-          return !this.stopped;
-        });
-        channel.discard((event) => replayed.has(event.id));
-      }
-      await channel.consume((event) => {
-        ensureSession(viewer, event);
-        if (!matches(event, filter)) return;
-        const mine = visible(event);
-        if (mine === true) return this.emit(event);
-        if (mine !== false) return mine.then((yes) => (yes ? this.emit(event) : undefined));
-      });
+      await this.follow(channel, viewer, filter, after);
     } finally {
+      clearTimeout(this.sessionTimer);
       channel.close();
     }
+    if (this.sessionExpired) throw sessionEnded();
+  }
+
+  private async follow(
+    channel: Channel<TokenEventRecord>,
+    viewer: Viewer,
+    filter: ParsedFilter,
+    after: bigint | undefined,
+  ): Promise<void> {
+    await confirmSession(this.deps, viewer);
+    const visible = await visibility(this.deps, viewer);
+    if (this.stopped) return;
+    if (after !== undefined) {
+      const replayed = await replay(this.deps, after, async (event) => {
+        ensureSession(viewer, event);
+        if (!this.stopped && matches(event, filter) && (await visible(event))) await this.emit(event);
+        return !this.stopped;
+      });
+      channel.discard((event) => replayed.has(event.id));
+    }
+    await channel.consume((event) => {
+      ensureSession(viewer, event);
+      if (!matches(event, filter)) return;
+      const mine = visible(event);
+      if (mine === true) return this.emit(event);
+      if (mine !== false) return mine.then((yes) => (yes ? this.emit(event) : undefined));
+    });
+  }
+
+  /**
+   * Ends the stream at `endsAt` (ms since the epoch), in steps of at most MAX_TIMER_MS; a timer
+   * that fires early is armed again. Static, with the stream as the timer's argument: no closure
+   * per stream.
+   */
+  private static endSessionAt(stream: TokenEventStream, endsAt: number): void {
+    const left = endsAt - Date.now();
+    if (left > 0) {
+      stream.sessionTimer = setTimeout(
+        TokenEventStream.endSessionAt,
+        Math.min(left, MAX_TIMER_MS),
+        stream,
+        endsAt,
+      ).unref();
+      return;
+    }
+    stream.sessionExpired = true;
+    stream.stop();
   }
 
   protected stop(): void {
@@ -172,10 +216,21 @@ async function replay(
   }
 }
 
+const sessionEnded = () => new UnauthenticatedError("the session's access token was revoked or expired");
+
 function ensureSession(viewer: Viewer, event: TokenEventRecord): void {
   if (event.tokenId === viewer.tokenId && (event.type === "REVOKED" || event.type === "EXPIRED")) {
-    throw new UnauthenticatedError("the session's access token was revoked or expired");
+    throw sessionEnded();
   }
+}
+
+/** Throws unless the viewer's token is still active (read after the stream's channel opened). */
+async function confirmSession(deps: Deps, viewer: Viewer): Promise<void> {
+  const [active] = await deps.db
+    .select({ id: accessTokens.id })
+    .from(accessTokens)
+    .where(and(eq(accessTokens.id, viewer.tokenId), isActive()));
+  if (!active) throw sessionEnded();
 }
 
 function matches(event: TokenEventRecord, filter: ParsedFilter): boolean {

@@ -179,7 +179,14 @@ export async function authenticateConsoleToken(deps: Deps, value: string): Promi
     roles: row.user.roles,
     userStoreDomain: row.user.userStoreDomain,
     tokenId: row.token.id,
+    endsAt: endOf(row.token),
   };
+}
+
+/** The earlier of a token's expiry and its scheduled revocation; null when it has neither. */
+function endOf(token: Pick<AccessTokenRow, "expiresAt" | "revokeScheduledAt">): Date | null {
+  const ends = [token.expiresAt, token.revokeScheduledAt].filter((d): d is Date => d !== null);
+  return ends.length > 0 ? new Date(Math.min(...ends.map((d) => d.getTime()))) : null;
 }
 
 /**
