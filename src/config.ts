@@ -12,6 +12,21 @@ const validity = z.coerce
   .int()
   .refine((v) => v !== 0, "must not be 0 (use a negative value for tokens that never expire)");
 
+/** setTimeout's longest delay: a longer interval would fire at once (Node sets it to 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Ten years, the longest validity the service gives: no duration setting needs more. */
+const MAX_DURATION_SECONDS = 10 * 365 * 86400;
+/** A timer's period or delay (ms). */
+const milliseconds = (min: number) => z.coerce.number().int().min(min).max(MAX_TIMER_MS);
+/** A duration in seconds, at most ten years (larger ones overflow the database's timestamps). */
+const seconds = (min: number) => z.coerce.number().int().min(min).max(MAX_DURATION_SECONDS);
+
+/** TOKEN_ENCRYPTION_KEYS: each key id once (a repeated id would open ciphertext with the wrong key). */
+const distinctKeyIds = (value: string | undefined) => {
+  const ids = (value ?? "").split(",").map((entry) => entry.split(":")[0]);
+  return new Set(ids).size === ids.length;
+};
+
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -33,38 +48,35 @@ const schema = z.object({
       /^[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64}(,[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64})*$/,
       "must be id:hex64[,id:hex64...] (AES-256 keys, the first one current)",
     )
-    .optional(),
+    .optional()
+    .refine(distinctKeyIds, "must not repeat a key id")
+    .refine(
+      (value) => !(value ?? "").split(",").some((entry) => entry.startsWith("generated:")),
+      'must not use the key id "generated" (the key generated on first start has it)',
+    ),
   JWT_SIGNING_ALG: z.enum(["RS256", "ES256", "PS256", "EdDSA"]).default("RS256"),
-  JWT_SIGNING_KEY_MAX_AGE: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(30 * 86400),
-  SWEEPER_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  JWT_SIGNING_KEY_MAX_AGE: seconds(1).default(30 * 86400),
+  SWEEPER_INTERVAL_MS: milliseconds(1).default(1000),
   EVENT_QUEUE_LIMIT: z.coerce.number().int().positive().default(1000),
   EVENT_SEND_BUFFER_LIMIT: z.coerce
     .number()
     .int()
     .positive()
     .default(1024 * 1024),
-  EVENT_SLOW_CONSUMER_GRACE_MS: z.coerce.number().int().min(0).default(2000),
-  EXPIRING_SOON_WARNING: z.coerce.number().int().min(0).default(300),
-  TOKEN_RETENTION: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(7 * 86400),
-  EVENT_HEARTBEAT_MS: z.coerce.number().int().min(50).default(1000),
+  EVENT_SLOW_CONSUMER_GRACE_MS: milliseconds(0).default(2000),
+  EXPIRING_SOON_WARNING: seconds(0).default(300),
+  TOKEN_RETENTION: seconds(1).default(7 * 86400),
+  EVENT_HEARTBEAT_MS: milliseconds(50).default(1000),
   CLIENT_DOMAIN_HEADER: z
     .string()
     .regex(/^[A-Za-z0-9-]{1,64}$/, "must be an HTTP header name")
     .default("domain"),
   VALIDATION_CACHE_SIZE: z.coerce.number().int().positive().default(100_000),
-  VALIDATION_CACHE_TTL: z.coerce.number().int().positive().default(30),
+  VALIDATION_CACHE_TTL: seconds(1).default(30),
   REFRESH_RETRY_WINDOW: z.coerce.number().int().min(0).max(300).default(10),
   AUTH_FAILURE_LIMIT: z.coerce.number().int().positive().default(10),
   AUTH_FAILURE_LIMIT_PER_SOURCE: z.coerce.number().int().positive().default(50),
-  AUTH_FAILURE_WINDOW: z.coerce.number().int().positive().default(60),
+  AUTH_FAILURE_WINDOW: seconds(1).default(60),
   TRUST_PROXY: z
     .string()
     .optional()
@@ -89,7 +101,7 @@ const schema = z.object({
   HTTP_BODY_LIMIT: z.coerce.number().int().positive().default(102_400),
   WS_MAX_PAYLOAD: z.coerce.number().int().positive().default(65_536),
   WS_MAX_OPERATIONS: z.coerce.number().int().positive().default(50),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  SHUTDOWN_TIMEOUT_MS: milliseconds(1).default(10_000),
 });
 
 export type Env = z.input<typeof schema>;

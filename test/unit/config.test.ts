@@ -52,6 +52,37 @@ describe("loadConfig", () => {
     }
   });
 
+  it("refuses encryption keys that repeat an id or take the generated key's id", () => {
+    const key = (n: number) => String(n).repeat(64);
+    expect(() => loadConfig({ TOKEN_ENCRYPTION_KEYS: `a:${key(1)},a:${key(2)}` })).toThrow(
+      /TOKEN_ENCRYPTION_KEYS: must not repeat a key id/,
+    );
+    expect(() => loadConfig({ TOKEN_ENCRYPTION_KEYS: `b:${key(1)},generated:${key(2)}` })).toThrow(
+      /TOKEN_ENCRYPTION_KEYS: must not use the key id "generated"/,
+    );
+    expect(loadConfig({ TOKEN_ENCRYPTION_KEYS: `a:${key(1)},b:${key(2)}` }).tokenEncryptionKeys).toEqual([
+      { id: "a", key: key(1) },
+      { id: "b", key: key(2) },
+    ]);
+  });
+
+  it("bounds durations: timers within setTimeout's range, seconds within ten years", () => {
+    for (const [name, value] of [
+      ["SWEEPER_INTERVAL_MS", "2147483648"],
+      ["EVENT_HEARTBEAT_MS", "2147483648"],
+      ["SHUTDOWN_TIMEOUT_MS", "1e10"],
+      ["TOKEN_RETENTION", "1000000000000"],
+      ["EXPIRING_SOON_WARNING", "10000000000000"],
+      ["AUTH_FAILURE_WINDOW", "315360001"],
+    ]) {
+      expect(() => loadConfig({ [name as string]: value }), name).toThrow(new RegExp(`${name}: `));
+    }
+    expect(loadConfig({ SWEEPER_INTERVAL_MS: "2147483647", TOKEN_RETENTION: "315360000" })).toMatchObject({
+      sweeperIntervalMs: 2147483647,
+      tokenRetention: 315360000,
+    });
+  });
+
   it("accepts a negative validity (never expires)", () => {
     expect(loadConfig({ APPLICATION_TOKEN_VALIDITY: "-1" }).validity.application).toBe(-1);
   });
