@@ -1,4 +1,4 @@
-import { and, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
+import { and, gt, gte, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { createPlannerStatistics } from "../db/planner-statistics.js";
 import {
@@ -74,6 +74,11 @@ export async function announceExpired(deps: Deps): Promise<{ count: number; lag:
       isNull(accessTokens.expiredNotifiedAt),
       isNull(accessTokens.revokedAt),
       lte(accessTokens.expiresAt, sql`now()`),
+      // A grace period that ended first (or with it) ends the token as REVOKED (endGracePeriods).
+      or(
+        isNull(accessTokens.revokeScheduledAt),
+        gt(accessTokens.revokeScheduledAt, accessTokens.expiresAt),
+      ),
     )!,
     { expiredNotifiedAt: sql`now()` },
     (t) => tokenEventFor(t, "EXPIRED", null),
@@ -105,12 +110,18 @@ export async function announceExpiringSoon(deps: Deps): Promise<number> {
 
 /**
  * Revokes tokens whose regeneration grace period has ended, writing their REVOKED events.
- * Until this runs, such tokens already count as inactive (see `isActive`).
+ * Until this runs, such tokens already count as inactive (see `isActive`). Each token gets one
+ * end: whichever of its expiry and its grace period's end comes first (a tie is the revocation).
  */
 export async function endGracePeriods(deps: Deps): Promise<number> {
   const revoked = await claimAndAnnounce(
     deps,
-    and(isNull(accessTokens.revokedAt), lte(accessTokens.revokeScheduledAt, sql`now()`))!,
+    and(
+      isNull(accessTokens.revokedAt),
+      lte(accessTokens.revokeScheduledAt, sql`now()`),
+      // A token that expired before its grace period ended had its end: EXPIRED (announceExpired).
+      or(isNull(accessTokens.expiresAt), gte(accessTokens.expiresAt, accessTokens.revokeScheduledAt)),
+    )!,
     { revokedAt: sql`${accessTokens.revokeScheduledAt}`, revokeReason: "REGENERATED" },
     (t) => ({ ...tokenEventFor(t, "REVOKED", "REGENERATED"), details: { gracePeriodEnded: true } }),
     accessTokens.revokeScheduledAt,

@@ -119,6 +119,35 @@ describe.concurrent("expiry sweeper", () => {
     expect(await rowExists(kept)).toBe(true);
   });
 
+  it("ends a token once, by whichever comes first of its expiry and its grace period's end", async ({
+    expect,
+  }) => {
+    // The key's first token expires 1 s after it was issued; the grace period, given 0.6 s later,
+    // ends 0.6 s after that: the token has expired by then and gets no REVOKED on top of EXPIRED.
+    const client = await newClient(world, { validityPeriod: 1 });
+    const [initial] = await storedEvents(t, "application_id = $1 and type = 'ISSUED'", [
+      client.applicationId,
+    ]);
+    const expiring = initial!.token!.id;
+    await sleep(600);
+    const regenerated = await mustRegenerateToken(t, world.owner.token, {
+      applicationId: client.applicationId,
+      keyType: "PRODUCTION",
+      gracePeriod: 1,
+    });
+    await until(() => deliveredFor(expiring).length === 2, "the first token's EXPIRED", 5_000);
+    // Past the grace period's end, and a few sweeps more.
+    await sleep(Math.max(0, at(regenerated.previousTokensValidUntil) - Date.now()) + 400);
+    expect(deliveredFor(expiring)).toEqual([
+      ["ISSUED", null],
+      ["EXPIRED", null],
+    ]);
+    expect((await storedEvents(t, "token_id = $1", [expiring])).map((e) => e.type)).toEqual([
+      "ISSUED",
+      "EXPIRED",
+    ]);
+  });
+
   it("revokes a regenerated key's old tokens when the grace period ends, once each", async ({ expect }) => {
     const client = await newClient(world);
     const [initial] = await storedEvents(t, "application_id = $1 and type = 'ISSUED'", [
