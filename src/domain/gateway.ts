@@ -8,7 +8,7 @@ import {
   users,
 } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { accessTokenIdOf } from "./token.js";
+import { accessTokenIdOf, endOf } from "./token.js";
 import { idOfShapedValue, parseTokenValue, TOKEN_PREFIXES, VerifiedValues } from "./token-value.js";
 import { HOST_SOURCE } from "./validation.js";
 import { ValidationCache } from "./validation-cache.js";
@@ -405,9 +405,6 @@ async function loadGrant(deps: Deps, id: string): Promise<TokenGrant | null> {
         scopes: r.scopes ?? [],
       });
   }
-  const ends = [token.expiresAt, token.revokeScheduledAt]
-    .filter((d): d is Date => d !== null)
-    .map((d) => d.getTime());
   return {
     id: token.id,
     tokenHash: token.tokenHash,
@@ -418,7 +415,7 @@ async function loadGrant(deps: Deps, id: string): Promise<TokenGrant | null> {
     applicationId: token.applicationId,
     keyType: token.keyType,
     scopes: token.scopes,
-    endsAt: ends.length > 0 ? Math.min(...ends) : null,
+    endsAt: endOf(token)?.getTime() ?? null,
     revoked: token.revokedAt !== null || row.disabledAt !== null,
     allowedDomains: row.allowedDomains ?? [],
     apis: [...byApi.values()],

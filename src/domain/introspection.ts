@@ -4,7 +4,7 @@ import type { AuthenticatedClient } from "./application-key.js";
 import type { Deps } from "./deps.js";
 import { UnauthorizedClientError } from "./errors.js";
 import { revokeFamily } from "./refresh-token.js";
-import { accessTokenIdOf, findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
+import { accessTokenIdOf, endOf, findAccessToken, isTokenActive, revokeAccessTokens } from "./token.js";
 import { thenSynced } from "./token-event.js";
 import { parseTokenValue, TOKEN_PREFIXES, verifyTokenValue } from "./token-value.js";
 
@@ -46,7 +46,10 @@ async function introspectAccessToken(deps: Deps, value: string): Promise<Introsp
   };
   if (token.username) answer.username = token.username;
   answer.token_type = "Bearer";
-  if (token.expiresAt) answer.exp = seconds(token.expiresAt);
+  // A token kept through a regeneration grace period ends with it (a caching resource server
+  // would otherwise keep it past that).
+  const endsAt = endOf(token);
+  if (endsAt) answer.exp = seconds(endsAt);
   answer.iat = seconds(token.issuedAt);
   answer.sub = token.userId ?? token.clientId;
   answer.aud = deps.config.issuer;

@@ -183,10 +183,14 @@ export async function authenticateConsoleToken(deps: Deps, value: string): Promi
   };
 }
 
-/** The earlier of a token's expiry and its scheduled revocation; null when it has neither. */
-function endOf(token: Pick<AccessTokenRow, "expiresAt" | "revokeScheduledAt">): Date | null {
-  const ends = [token.expiresAt, token.revokeScheduledAt].filter((d): d is Date => d !== null);
-  return ends.length > 0 ? new Date(Math.min(...ends.map((d) => d.getTime()))) : null;
+/**
+ * When a token stops being valid: the earlier of its expiry and its scheduled revocation (the end
+ * of a regeneration grace period); null when it has neither.
+ */
+export function endOf(token: Pick<AccessTokenRow, "expiresAt" | "revokeScheduledAt">): Date | null {
+  const { expiresAt, revokeScheduledAt } = token;
+  if (!revokeScheduledAt) return expiresAt;
+  return expiresAt && expiresAt < revokeScheduledAt ? expiresAt : revokeScheduledAt;
 }
 
 /**

@@ -4,7 +4,7 @@ import { READER_APPLICATION_NAME } from "../../src/db/client.js";
 import { introspect as introspectValue } from "../../src/domain/introspection.js";
 import { TokenReader } from "../../src/domain/token-reader.js";
 import type { TestApp } from "../support/app.js";
-import { revokeToken } from "../support/keys.js";
+import { mustRegenerateToken, revokeToken } from "../support/keys.js";
 import {
   accessTokenRow,
   clientCredentials,
@@ -78,6 +78,20 @@ describe("token introspection (RFC 7662)", () => {
       expect(epoch(row.expires_at!) - epoch(row.issued_at)).toBe(3600);
     },
   );
+
+  it("gives a token kept through a regeneration grace period the grace period's end as exp", async () => {
+    const kept = await newClient(world);
+    const { access_token } = await clientCredentials(world, kept);
+    const regenerated = await mustRegenerateToken(t, world.owner.token, {
+      applicationId: kept.applicationId,
+      keyType: "PRODUCTION",
+      gracePeriod: 60,
+    });
+    const row = await accessTokenRow(t, access_token);
+    const graceEnd = epoch(regenerated.previousTokensValidUntil);
+    expect(graceEnd).toBeLessThan(epoch(row.expires_at!));
+    expect(await introspect(world, kept, access_token)).toMatchObject({ active: true, exp: graceEnd });
+  });
 
   it("describes an active user token with the username and the user as subject", async () => {
     const { access_token } = await passwordGrant(world, c);
