@@ -44,6 +44,11 @@ export interface Database {
     onNotify: (payload: string) => void,
     onListen?: () => void,
   ): Promise<() => Promise<void>>;
+  /**
+   * NOTIFY outside any transaction, at once: on PostgreSQL on a connection of its own, so that a
+   * heartbeat is not queued behind the pool's statements (the event bus times its beats).
+   */
+  notify(channel: string, payload: string): Promise<void>;
   /** Closes every connection; closing again does nothing. */
   close(): Promise<void>;
 }
@@ -98,6 +103,9 @@ async function openPglite(dataDir: string, logger: DrizzleLogger | undefined): P
     announcesInProcess: true,
     raw: async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows,
     prepared: preparedOn(client, listeners),
+    notify: async (channel, payload) => {
+      await client.query("select pg_notify($1, $2)", [channel, payload]);
+    },
     listen: async (channel, onNotify, onListen) => {
       const stop = await client.listen(channel, onNotify);
       const local = listeners.get(channel) ?? new Set();
@@ -190,6 +198,12 @@ async function openPostgres(url: string, logger: DrizzleLogger | undefined): Pro
     onnotice: () => {},
     connection: { application_name: READER_APPLICATION_NAME },
   });
+  /** The event bus's heartbeats and sync pings (see `notify`). */
+  const pulse = postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    connection: { application_name: "token-manager-pulse" },
+  });
   await migrateWithLock(url);
   const db = drizzlePostgres({ client: sql, schema, logger }) as unknown as Db;
   return {
@@ -207,8 +221,11 @@ async function openPostgres(url: string, logger: DrizzleLogger | undefined): Pro
       const { unlisten } = await sql.listen(channel, onNotify, onListen);
       return unlisten;
     },
+    notify: async (channel, payload) => {
+      await pulse.notify(channel, payload);
+    },
     close: async () => {
-      await Promise.all([sql.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+      await Promise.all([sql.end({ timeout: 5 }), reader.end({ timeout: 5 }), pulse.end({ timeout: 5 })]);
     },
   };
 }

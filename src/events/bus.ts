@@ -58,7 +58,7 @@ export interface EventBus {
 
 interface Heartbeat {
   readonly hb: string;
-  /** When the beat was sent (the sender's Date.now(); only the sender reads it). */
+  /** When the beat was sent (the sender's performance.now(): only the sender reads it). */
   readonly at?: number;
   readonly sync?: number;
 }
@@ -86,7 +86,8 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
   const instance = randomUUID();
   let connected = false;
   let listens = 0;
-  let lastBeat = Date.now();
+  /** When the last beat heard was sent (performance.now(): a wall-clock step does not move it). */
+  let lastBeat = performance.now();
   let timer: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let syncs = 0;
@@ -115,7 +116,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     }
     if ("hb" in message) {
       if (message.hb === instance) {
-        lastBeat = Math.max(lastBeat, Math.min(message.at ?? 0, Date.now()));
+        lastBeat = Math.max(lastBeat, Math.min(message.at ?? 0, performance.now()));
         setConnected(true);
         if (message.sync !== undefined) {
           waiting.get(message.sync)?.();
@@ -137,7 +138,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     listens += 1;
     // A second LISTEN means the connection was re-established: anything in between is lost.
     if (listens > 1) setConnected(false);
-    lastBeat = Date.now();
+    lastBeat = performance.now();
     setConnected(true);
   };
 
@@ -155,7 +156,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       return () => connectivity.delete(listener);
     },
     get connected() {
-      return connected && (timer === undefined || Date.now() - lastBeat <= TRUST_BEATS * heartbeatMs);
+      return connected && (timer === undefined || performance.now() - lastBeat <= TRUST_BEATS * heartbeatMs);
     },
     async sync() {
       const id = ++syncs;
@@ -171,10 +172,10 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
         });
       });
       try {
-        await database.raw("select pg_notify($1, $2)", [
+        await database.notify(
           TOKEN_EVENTS_CHANNEL,
-          JSON.stringify({ hb: instance, at: Date.now(), sync: id }),
-        ]);
+          JSON.stringify({ hb: instance, at: performance.now(), sync: id }),
+        );
       } catch {
         waiting.delete(id);
         setConnected(false);
@@ -186,12 +187,9 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
       unlisten = await database.listen(TOKEN_EVENTS_CHANNEL, onNotify, onListen);
       if (database.driver !== "postgres") return;
       timer = setInterval(() => {
-        if (Date.now() - lastBeat > 3 * heartbeatMs) setConnected(false);
+        if (performance.now() - lastBeat > 3 * heartbeatMs) setConnected(false);
         database
-          .raw("select pg_notify($1, $2)", [
-            TOKEN_EVENTS_CHANNEL,
-            JSON.stringify({ hb: instance, at: Date.now() }),
-          ])
+          .notify(TOKEN_EVENTS_CHANNEL, JSON.stringify({ hb: instance, at: performance.now() }))
           .catch(() => setConnected(false));
       }, heartbeatMs);
       timer.unref();
