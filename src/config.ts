@@ -80,14 +80,15 @@ const schema = z.object({
   TRUST_PROXY: z
     .string()
     .optional()
-    .superRefine((value, ctx) => {
+    .transform((value, ctx) => {
       try {
-        compileProxyTrust(value);
+        return compileProxyTrust(value);
       } catch (error) {
         ctx.addIssue({
           code: "custom",
           message: `must list addresses, CIDR ranges, loopback, linklocal or uniquelocal (${(error as Error).message})`,
         });
+        return z.NEVER;
       }
     }),
   APPLICATION_TOKEN_VALIDITY: validity.default(3600),
@@ -223,7 +224,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cacheTtl: e.VALIDATION_CACHE_TTL,
     }),
     refreshRetryWindow: e.REFRESH_RETRY_WINDOW,
-    trustProxy: compileProxyTrust(e.TRUST_PROXY),
+    trustProxy: e.TRUST_PROXY,
     authFailures: Object.freeze({
       perPrincipal: e.AUTH_FAILURE_LIMIT,
       perSource: e.AUTH_FAILURE_LIMIT_PER_SOURCE,

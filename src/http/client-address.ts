@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
 import proxyaddr from "@fastify/proxy-addr";
 
 /** Whether the hop at `address` (`hop` 0 being the socket's peer) is a proxy this service trusts. */
@@ -14,7 +15,28 @@ export function compileProxyTrust(setting: string | undefined): ProxyTrust | und
     .split(",")
     .map((entry) => entry.trim())
     .filter((entry) => entry !== "");
+  for (const entry of entries) checkEntry(entry);
   return entries.length === 0 ? undefined : proxyaddr.compile(entries);
+}
+
+const NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+/**
+ * proxy-addr also takes legacy IPv4 forms: `1` is 0.0.0.1 and `10/8` is 0.0.0.0/8, so a hop
+ * count or a shorthand would be accepted and trust nobody useful. Only full addresses, with a
+ * prefix length or an IPv4 netmask, and the three names pass.
+ */
+function checkEntry(entry: string): void {
+  if (NAMES.has(entry)) return;
+  const [address = "", range, ...rest] = entry.split("/");
+  const family = isIP(address);
+  const bits = family === 4 ? 32 : 128;
+  const rangeOk =
+    range === undefined ||
+    (/^\d{1,3}$/.test(range) && Number(range) <= bits) ||
+    (family === 4 && isIP(range) === 4);
+  if (family === 0 || !rangeOk || rest.length > 0)
+    throw new TypeError(`"${entry}" is not an IP address, a CIDR range or a name proxy-addr knows`);
 }
 
 /**
