@@ -105,7 +105,8 @@ async function findRefreshToken(deps: Deps, value: string) {
  * RFC 7009 revocation by the client the token was issued to. A refresh token takes its whole
  * family with it (and so the access tokens it produced). Unknown and forged values are left alone
  * without saying so (§2.2: the client could do nothing with the error); a real token of another
- * client is refused (§2.1), whatever its state, and left as it is.
+ * client is refused (§2.1), whatever its state, and left as it is — except an expired JWT, which
+ * fails its signature check's `exp` first and so counts as unknown (200), as any expired JWT does.
  */
 export async function revokeForClient(deps: Deps, client: AuthenticatedClient, value: string): Promise<void> {
   const clientId = client.key.consumerKey;

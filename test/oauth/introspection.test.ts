@@ -88,7 +88,7 @@ describe("token introspection (RFC 7662)", () => {
       gracePeriod: 60,
     });
     const row = await accessTokenRow(t, access_token);
-    const graceEnd = epoch(regenerated.previousTokensValidUntil);
+    const graceEnd = epoch(regenerated.previousTokensValidUntil!);
     expect(graceEnd).toBeLessThan(epoch(row.expires_at!));
     expect(await introspect(world, kept, access_token)).toMatchObject({ active: true, exp: graceEnd });
   });
