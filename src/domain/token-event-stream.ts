@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { accessTokens, applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
 import type { Channel } from "../events/channel.js";
@@ -126,7 +126,6 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
     // after it, the REVOKED event could pass in between, unseen, and the stream never end.
     const channel = this.hub.open(this.onOverflow);
     this.channel = channel;
-    if (viewer.endsAt) TokenEventStream.endSessionAt(this, viewer.endsAt.getTime());
     try {
       await this.follow(channel, viewer, filter, after);
     } finally {
@@ -142,7 +141,8 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
     filter: ParsedFilter,
     after: bigint | undefined,
   ): Promise<void> {
-    await confirmSession(this.deps, viewer);
+    const left = await confirmSession(this.deps, viewer);
+    if (left !== null) TokenEventStream.endSessionAt(this, performance.now() + left);
     const visible = await visibility(this.deps, viewer);
     if (this.stopped) return;
     if (after !== undefined) {
@@ -163,12 +163,12 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
   }
 
   /**
-   * Ends the stream at `endsAt` (ms since the epoch), in steps of at most MAX_TIMER_MS; a timer
-   * that fires early is armed again. Static, with the stream as the timer's argument: no closure
-   * per stream.
+   * Ends the stream at `endsAt` (performance.now() time: a wall-clock step moves nothing), in
+   * steps of at most MAX_TIMER_MS; a timer that fires early is armed again. Static, with the
+   * stream as the timer's argument: no closure per stream.
    */
   private static endSessionAt(stream: TokenEventStream, endsAt: number): void {
-    const left = endsAt - Date.now();
+    const left = endsAt - performance.now();
     if (left > 0) {
       stream.sessionTimer = setTimeout(
         TokenEventStream.endSessionAt,
@@ -224,13 +224,22 @@ function ensureSession(viewer: Viewer, event: TokenEventRecord): void {
   }
 }
 
-/** Throws unless the viewer's token is still active (read after the stream's channel opened). */
-async function confirmSession(deps: Deps, viewer: Viewer): Promise<void> {
+/**
+ * Throws unless the viewer's token is still active (read after the stream's channel opened);
+ * returns the milliseconds it has left by the database's clock, the one that issued it and that
+ * judges it elsewhere (null: it never ends). The earlier of expiry and a grace period's end.
+ */
+async function confirmSession(deps: Deps, viewer: Viewer): Promise<number | null> {
   const [active] = await deps.db
-    .select({ id: accessTokens.id })
+    .select({
+      left: sql<
+        string | null
+      >`extract(epoch from least(${accessTokens.expiresAt}, ${accessTokens.revokeScheduledAt}) - now()) * 1000`,
+    })
     .from(accessTokens)
     .where(and(eq(accessTokens.id, viewer.tokenId), isActive()));
   if (!active) throw sessionEnded();
+  return active.left === null ? null : Number(active.left);
 }
 
 function matches(event: TokenEventRecord, filter: ParsedFilter): boolean {

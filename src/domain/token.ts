@@ -179,7 +179,6 @@ export async function authenticateConsoleToken(deps: Deps, value: string): Promi
     roles: row.user.roles,
     userStoreDomain: row.user.userStoreDomain,
     tokenId: row.token.id,
-    endsAt: endOf(row.token),
   };
 }
 

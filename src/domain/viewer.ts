@@ -9,8 +9,6 @@ export interface Viewer {
   readonly userStoreDomain: string;
   /** The access token the caller presented. */
   readonly tokenId: string;
-  /** When that token stops being valid (expiry or scheduled revocation); null: never. */
-  readonly endsAt: Date | null;
 }
 
 /** Who is calling: a viewer, nobody, or someone whose credentials failed. */
