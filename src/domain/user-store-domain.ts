@@ -2,8 +2,8 @@ import { asc, sql } from "drizzle-orm";
 import { z } from "zod";
 import { userStoreDomains } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { AlreadyExistsError } from "./errors.js";
-import { isUniqueViolation, parseInput } from "./validation.js";
+import { AlreadyExistsError, ValidationError } from "./errors.js";
+import { isUniqueViolation, parseInput, sqlState } from "./validation.js";
 import { type Auth, requireAdmin } from "./viewer.js";
 
 const DomainInput = z.object({
@@ -31,8 +31,14 @@ export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.inp
       return domain!;
     });
   } catch (error) {
-    if (isUniqueViolation(error) || (error as { cause?: { code?: string } }).cause?.code === "42P07") {
-      throw new AlreadyExistsError("UserStoreDomain", "name");
+    if (isUniqueViolation(error)) throw new AlreadyExistsError("UserStoreDomain", "name");
+    // The domain is new, but its partition's name is taken by another relation (DEFAULT names
+    // the default partition, PRIMARY_PKEY an index…).
+    if (sqlState(error) === "42P07") {
+      throw new ValidationError(
+        "name",
+        `name is reserved: the partition it needs (${partitionOf(name)}) would clash with a table or index of the service`,
+      );
     }
     throw error;
   }

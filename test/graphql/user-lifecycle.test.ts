@@ -151,6 +151,19 @@ describe("user store domains", () => {
       __typename: "AlreadyExistsError",
       code: "ALREADY_EXISTS",
     });
+    // A new name whose partition would clash with a relation of the service (the default
+    // partition, an index) is refused as such, not as a duplicate, and leaves no domain behind.
+    for (const name of ["DEFAULT", "PRIMARY_PKEY", "EXPIRES_AT_IDX"]) {
+      const reserved = await t.client(admin).request<any>(CREATE_DOMAIN, { name });
+      expect(reserved.createUserStoreDomain, name).toEqual({
+        __typename: "ValidationError",
+        field: "name",
+        code: "VALIDATION_FAILED",
+        message: `name is reserved: the partition it needs (access_tokens_${name.toLowerCase()}) would clash with a table or index of the service`,
+      });
+    }
+    const domains = await t.app.deps.database.raw<{ name: string }>("select name from user_store_domains");
+    expect(domains.map((d) => d.name)).not.toContain("DEFAULT");
     const bad = await t.client(admin).request<any>(CREATE_DOMAIN, { name: "bad name; drop table users" });
     expect(bad.createUserStoreDomain).toMatchObject({ __typename: "ValidationError", field: "name" });
     const kim = await createSubscriber(t, admin, "kim");
