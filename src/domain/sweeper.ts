@@ -75,10 +75,7 @@ export async function announceExpired(deps: Deps): Promise<{ count: number; lag:
       isNull(accessTokens.revokedAt),
       lte(accessTokens.expiresAt, sql`now()`),
       // A grace period that ended first (or with it) ends the token as REVOKED (endGracePeriods).
-      or(
-        isNull(accessTokens.revokeScheduledAt),
-        gt(accessTokens.revokeScheduledAt, accessTokens.expiresAt),
-      ),
+      or(isNull(accessTokens.revokeScheduledAt), gt(accessTokens.revokeScheduledAt, accessTokens.expiresAt)),
     )!,
     { expiredNotifiedAt: sql`now()` },
     (t) => tokenEventFor(t, "EXPIRED", null),
