@@ -32,7 +32,7 @@ export async function loadServiceSecrets(
   const generated: SecretName[] = [];
   const get = async (name: SecretName, fromEnv: string | undefined) => {
     if (fromEnv) return Buffer.from(fromEnv, "hex");
-    const { value, created } = await store(name, () => randomBytes(GENERATED_BYTES).toString("hex"));
+    const { value, created } = await store.get(name, () => randomBytes(GENERATED_BYTES).toString("hex"));
     if (created) generated.push(name);
     return Buffer.from(value, "hex");
   };
@@ -40,9 +40,16 @@ export async function loadServiceSecrets(
   const ring = configured
     ? configured.map(({ id, key }) => ({ id, key: Buffer.from(key, "hex") }))
     : [{ id: GENERATED_KEY_ID, key: await get("token_encryption_key", undefined) }];
+  const keys = new Map(ring.map((k) => [k.id, k.key]));
+  // Moving to TOKEN_ENCRYPTION_KEYS (as the startup warning advises): what the generated key sealed
+  // before (token values, JWT signing keys) must stay readable, so a stored one still decrypts,
+  // under its own id, unless a configured key took that id. It never seals again.
+  const previous =
+    configured && !keys.has(GENERATED_KEY_ID) ? await store.read("token_encryption_key") : undefined;
+  if (previous) keys.set(GENERATED_KEY_ID, Buffer.from(previous, "hex"));
   const secrets: ServiceSecrets = {
     tokenHashKey: await get("token_hash_key", config.tokenHashKey),
-    encryption: Object.freeze({ current: ring[0]!, keys: new Map(ring.map((k) => [k.id, k.key])) }),
+    encryption: Object.freeze({ current: ring[0]!, keys }),
   };
   if (generated.length > 0 && database.driver === "postgres") {
     log.warn(
@@ -55,40 +62,58 @@ export async function loadServiceSecrets(
   return Object.freeze(secrets);
 }
 
-type Store = (name: SecretName, generate: () => string) => Promise<{ value: string; created: boolean }>;
+interface Store {
+  /** The stored secret, generated and stored first when there is none. */
+  get(name: SecretName, generate: () => string): Promise<{ value: string; created: boolean }>;
+  /** The stored secret, if any; never creates one. */
+  read(name: SecretName): Promise<string | undefined>;
+}
 
 function databaseStore(database: Database): Store {
-  return async (name, generate) => {
-    // Race-safe across instances: the first insert wins, everyone reads the winner.
-    const inserted = await database.db
-      .insert(serviceSecrets)
-      .values({ name, value: generate() })
-      .onConflictDoNothing()
-      .returning({ value: serviceSecrets.value });
-    if (inserted[0]) return { value: inserted[0].value, created: true };
-    const rows = await database.raw<{ value: string }>("select value from service_secrets where name = $1", [
-      name,
-    ]);
-    return { value: rows[0]!.value, created: false };
+  const read = async (name: SecretName) =>
+    (await database.raw<{ value: string }>("select value from service_secrets where name = $1", [name]))[0]
+      ?.value;
+  return {
+    read,
+    get: async (name, generate) => {
+      // Race-safe across instances: the first insert wins, everyone reads the winner.
+      const inserted = await database.db
+        .insert(serviceSecrets)
+        .values({ name, value: generate() })
+        .onConflictDoNothing()
+        .returning({ value: serviceSecrets.value });
+      if (inserted[0]) return { value: inserted[0].value, created: true };
+      return { value: (await read(name))!, created: false };
+    },
   };
 }
 
 function fileStore(dataDir: string): Store {
-  if (dataDir.startsWith("memory://"))
-    return async (_name, generate) => ({ value: generate(), created: true });
+  if (dataDir.startsWith("memory://")) {
+    return {
+      get: async (_name, generate) => ({ value: generate(), created: true }),
+      read: async () => undefined,
+    };
+  }
   const file = join(dataDir, "secrets.json");
-  return async (name, generate) => {
-    let stored: Record<string, string> = {};
+  const load = async (): Promise<Record<string, string>> => {
     try {
-      stored = JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
+      return JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      return {};
     }
-    const existing = stored[name];
-    if (existing) return { value: existing, created: false };
-    const value = generate();
-    await mkdir(dataDir, { recursive: true });
-    await writeFile(file, JSON.stringify({ ...stored, [name]: value }, null, 2), { mode: 0o600 });
-    return { value, created: true };
+  };
+  return {
+    read: async (name) => (await load())[name],
+    get: async (name, generate) => {
+      const stored = await load();
+      const existing = stored[name];
+      if (existing) return { value: existing, created: false };
+      const value = generate();
+      await mkdir(dataDir, { recursive: true });
+      await writeFile(file, JSON.stringify({ ...stored, [name]: value }, null, 2), { mode: 0o600 });
+      return { value, created: true };
+    },
   };
 }

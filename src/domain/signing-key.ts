@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, max, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, or, sql } from "drizzle-orm";
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -14,10 +14,9 @@ import {
   SignJWT,
 } from "jose";
 import type { Db } from "../db/client.js";
-import { applicationKeys, signingKeys } from "../db/schema/index.js";
+import { signingKeys } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { open, seal } from "./encryption.js";
-import { getTokenSettings } from "./settings.js";
 import { isUniqueViolation } from "./validation.js";
 import { type Auth, requireAdmin } from "./viewer.js";
 
@@ -27,7 +26,10 @@ export interface Signer {
   signAccessToken(claims: JWTPayload): Promise<string>;
   /** Verifies signature (current or retired key), `typ`, `iss` and `exp` locally; null when invalid. */
   verifyAccessToken(jwt: string): Promise<JWTPayload | null>;
-  /** The public keys for /.well-known/jwks.json: the active key and retired keys still within retention. */
+  /**
+   * The public keys for /.well-known/jwks.json: the active key and the retired keys still
+   * published, i.e. until every JWT each one signed has expired (and at least a day).
+   */
   jwks(): Promise<{ keys: JWK[] }>;
   /** Retires the active key and activates a new one, for every instance. */
   rotate(): Promise<{ kid: string }>;
@@ -52,6 +54,17 @@ interface ActiveKey {
   readonly checkedAt: number;
 }
 
+/**
+ * How long the active key must stay published once retired (ms since the epoch; Infinity for
+ * ever): `stored` is in `signing_keys.publish_until`, `wanted` is what the JWTs signed need.
+ */
+interface Publication {
+  readonly kid: string;
+  stored: number;
+  wanted: number;
+  writing: Promise<void> | undefined;
+}
+
 /** The public keys tokens may be verified with, as loaded at `loadedAt` (ms). */
 interface VerificationKeys {
   readonly keys: JWK[];
@@ -63,8 +76,11 @@ interface VerificationKeys {
 
 /** How often an instance re-reads the active key, so a rotation elsewhere reaches it within this time. */
 const RECHECK_MS = 60_000;
-/** Retired keys stay published at least a day, whatever the token lifetimes. */
-const MIN_RETENTION_SECONDS = 86_400;
+/**
+ * Publication ends are stored this far beyond the `exp` that needs them, so that an instance
+ * writes one about once an hour, not once per token; a key stays published up to that much longer.
+ */
+const PUBLICATION_HEADROOM_MS = 3_600_000;
 /** Any constant: serialises key creation and rotation across instances on one PostgreSQL. */
 const SIGNING_KEY_LOCK = 7_301_842_101;
 /** RFC 9068 §2.1: access tokens carry `typ: at+jwt`, so they cannot pass for ID tokens. */
@@ -74,18 +90,29 @@ const ACCESS_TOKEN_TYP = "at+jwt";
  * Creates the signer. Keys live in `signing_keys` (private JWKs sealed with the service key ring),
  * so every instance on one database signs with the same active key and publishes the same JWKS.
  * The first signature creates the first key; a key older than `JWT_SIGNING_KEY_MAX_AGE` (or of
- * another algorithm than `JWT_SIGNING_ALG`) is rotated before signing.
+ * another algorithm than `JWT_SIGNING_ALG`), or one the key ring cannot decrypt, is rotated
+ * before signing. A retired key stays published until the latest `exp` it signed, recorded as
+ * it signs (`publish_until`), so that changing validities later never cuts a JWT short.
  */
 export function createSigner(deps: SignerDeps): Signer {
   let active: ActiveKey | undefined;
   let loadingActive: Promise<ActiveKey> | undefined;
   let verification: VerificationKeys | undefined;
   let loadingVerification: Promise<VerificationKeys> | undefined;
+  let publication: Publication | undefined;
 
   /** Caches the key a row describes, decrypting it only when it is not the one already held. */
-  async function hold(row: SigningKeyRow): Promise<ActiveKey> {
-    const privateKey = active?.kid === row.kid ? active.privateKey : await decryptPrivateKey(deps, row);
+  async function hold(row: SigningKeyRow, decrypted?: CryptoKey): Promise<ActiveKey> {
+    const privateKey =
+      active?.kid === row.kid ? active.privateKey : (decrypted ?? (await decryptPrivateKey(deps, row)));
     active = { kid: row.kid, alg: row.alg, privateKey, createdAt: row.createdAt, checkedAt: Date.now() };
+    const stored = publicationEndOf(row);
+    if (publication?.kid !== row.kid) {
+      publication = { kid: row.kid, stored, wanted: stored, writing: undefined };
+    } else {
+      publication.stored = Math.max(publication.stored, stored);
+      publication.wanted = Math.max(publication.wanted, stored);
+    }
     // A key the cached JWKS does not know yet: reload it so our own tokens verify at once.
     if (!verification?.keys.some((key) => key.kid === row.kid)) verification = undefined;
     return active;
@@ -95,11 +122,54 @@ export function createSigner(deps: SignerDeps): Signer {
     if (active && Date.now() - active.checkedAt < RECHECK_MS && !needsRotation(deps, active)) return active;
     loadingActive ??= (async () => {
       const [row] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
-      return hold(row && !needsRotation(deps, row) ? row : await replaceActiveKey(deps, { force: false }));
+      const current = row && !needsRotation(deps, row) ? row : await replaceActiveKey(deps);
+      if (active?.kid === current.kid) return hold(current);
+      const privateKey = await openPrivateKey(deps, current);
+      if (privateKey) return hold(current, privateKey);
+      // Sealed under a key no longer in the ring (e.g. the generated one, lost): a new key keeps
+      // JWTs coming; the old public key stays published for the JWTs it signed.
+      deps.log.warn(
+        { kid: current.kid, encryptionKeyId: current.encryptionKeyId },
+        "the active JWT signing key cannot be decrypted with the key ring: rotating to a new one",
+      );
+      return hold(await replaceActiveKey(deps, { unusable: current.kid }));
     })().finally(() => {
       loadingActive = undefined;
     });
     return loadingActive;
+  }
+
+  /**
+   * Records that the active key must stay published until `until` (ms): nothing to do when the
+   * stored end (or the one being written) already covers it, else a later end, with headroom.
+   */
+  function keepPublished(pub: Publication, until: number): void {
+    if (pub.wanted >= until) return;
+    pub.wanted = until + PUBLICATION_HEADROOM_MS;
+    void storePublication(pub);
+  }
+
+  /** Writes `wanted` to the key's row, unless stored already; resolves when it is (or failed, logged). */
+  function storePublication(pub: Publication): Promise<void> {
+    if (pub.stored >= pub.wanted) return pub.writing ?? Promise.resolve();
+    pub.writing ??= (async () => {
+      try {
+        while (pub.wanted > pub.stored) {
+          const target = pub.wanted;
+          await storePublicationEnd(deps.db, pub.kid, target);
+          pub.stored = Math.max(pub.stored, target);
+        }
+      } catch (error) {
+        // `wanted` stays above `stored`: the next ready() or signature writes it again.
+        deps.log.error(
+          { err: error, kid: pub.kid },
+          "could not store how long a JWT signing key stays published",
+        );
+      } finally {
+        pub.writing = undefined;
+      }
+    })();
+    return pub.writing;
   }
 
   async function loadVerificationKeys(): Promise<VerificationKeys> {
@@ -129,6 +199,11 @@ export function createSigner(deps: SignerDeps): Signer {
   return {
     async signAccessToken(claims) {
       const key = await activeKey();
+      // Published once retired until this token expires (for ever without exp). Usually stored
+      // already (headroom); otherwise written now, without waiting: the caller may hold the only
+      // PGlite connection in a transaction, or most of the pool. A retired key stays published a
+      // day at least, and the write only ever raises the end, so it lands in time.
+      keepPublished(publication!, typeof claims.exp === "number" ? claims.exp * 1000 : Infinity);
       // The caller owns every claim (iss, sub, aud, exp, iat, jti, client_id, scope): none is set here.
       return new SignJWT(claims)
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
@@ -164,10 +239,13 @@ export function createSigner(deps: SignerDeps): Signer {
 
     async ready() {
       await activeKey();
+      // Outside any transaction: a publication end written after an earlier signature is stored.
+      await storePublication(publication!);
     },
 
     async rotate() {
       await loadingActive?.catch(() => undefined);
+      if (publication) await storePublication(publication);
       const previous = active?.kid;
       const key = await hold(await replaceActiveKey(deps, { force: true }));
       verification = undefined;
@@ -190,9 +268,13 @@ function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "creat
 
 /**
  * Retires the active key and inserts a new one in one transaction. Unless `force`, a key that
- * another instance activated meanwhile (still fresh) is kept instead. Returns the active row.
+ * another instance activated meanwhile (still fresh, and not the `unusable` one this instance
+ * cannot decrypt) is kept instead. Returns the active row.
  */
-async function replaceActiveKey(deps: SignerDeps, { force }: { force: boolean }): Promise<SigningKeyRow> {
+async function replaceActiveKey(
+  deps: SignerDeps,
+  { force = false, unusable }: { force?: boolean; unusable?: string } = {},
+): Promise<SigningKeyRow> {
   try {
     return await deps.db.transaction(async (tx) => {
       // PGlite has a single connection, which already serialises transactions.
@@ -200,9 +282,18 @@ async function replaceActiveKey(deps: SignerDeps, { force }: { force: boolean })
         await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`);
       }
       const [current] = await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
-      if (current && !force && !needsRotation(deps, current)) return current;
+      if (current && !force && current.kid !== unusable && !needsRotation(deps, current)) return current;
       if (current) {
-        await tx.update(signingKeys).set({ retiredAt: sql`now()` }).where(eq(signingKeys.kid, current.kid));
+        // The end decided at retirement: what it signed (kept up to date as it signs, later
+        // signatures by instances yet to notice included), and at least a day, for verifiers'
+        // caches. Only ever raised.
+        await tx
+          .update(signingKeys)
+          .set({
+            retiredAt: sql`now()`,
+            publishUntil: sql`greatest(${signingKeys.publishUntil}, now() + interval '1 day')`,
+          })
+          .where(eq(signingKeys.kid, current.kid));
       }
       const [created] = await tx
         .insert(signingKeys)
@@ -236,38 +327,57 @@ async function generateSigningKey(deps: SignerDeps): Promise<typeof signingKeys.
   };
 }
 
-async function decryptPrivateKey(deps: SignerDeps, row: SigningKeyRow): Promise<CryptoKey> {
+/** The row's private key; null when the key ring cannot decrypt it. */
+async function openPrivateKey(deps: SignerDeps, row: SigningKeyRow): Promise<CryptoKey | null> {
   const json = open(
     deps.secrets.encryption,
     { keyId: row.encryptionKeyId, ciphertext: row.privateJwkCiphertext },
     sealContext(row.kid),
   );
-  if (json === null) {
+  return json === null ? null : ((await importJWK(JSON.parse(json) as JWK, row.alg)) as CryptoKey);
+}
+
+async function decryptPrivateKey(deps: SignerDeps, row: SigningKeyRow): Promise<CryptoKey> {
+  const privateKey = await openPrivateKey(deps, row);
+  if (privateKey === null) {
     throw new Error(
       `JWT signing key ${row.kid} cannot be decrypted: encryption key "${row.encryptionKeyId}" is not in ` +
         "the key ring (TOKEN_ENCRYPTION_KEYS); restore it, or rotate the signing key (rotateSigningKey)",
     );
   }
-  return (await importJWK(JSON.parse(json) as JWK, row.alg)) as CryptoKey;
+  return privateKey;
 }
 
 const sealContext = (kid: string) => `signing-key:${kid}`;
 
-/** The active key and the retired keys still within retention, active first, newest first. */
+/** The active key and the retired keys still published, active first, newest first. */
 async function readPublishedKeys(db: Db): Promise<{ keys: JWK[]; newest: Date }> {
-  const retention = await retentionSeconds(db);
   const rows = await db
     .select({ publicJwk: signingKeys.publicJwk, createdAt: signingKeys.createdAt })
     .from(signingKeys)
-    .where(
-      or(
-        isNull(signingKeys.retiredAt),
-        gt(signingKeys.retiredAt, sql`now() - make_interval(secs => ${retention})`),
-      ),
-    )
+    .where(or(isNull(signingKeys.retiredAt), gt(signingKeys.publishUntil, sql`now()`)))
     .orderBy(sql`${signingKeys.retiredAt} desc nulls first`);
   const newest = Math.max(0, ...rows.map((row) => row.createdAt.getTime()));
   return { keys: rows.map((row) => row.publicJwk as JWK), newest: new Date(newest) };
+}
+
+/** A row's stored publication end in ms: -Infinity when unset, Infinity for `infinity`. */
+function publicationEndOf(row: SigningKeyRow): number {
+  if (!row.publishUntil) return Number.NEGATIVE_INFINITY;
+  const ms = row.publishUntil.getTime();
+  // PostgreSQL's `infinity` reads as an invalid Date.
+  return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+}
+
+/** Raises the key's stored publication end to `until` (ms; Infinity for ever); never lowers it. */
+async function storePublicationEnd(db: Db, kid: string, until: number): Promise<void> {
+  const end = Number.isFinite(until)
+    ? sql`${new Date(until).toISOString()}::timestamptz`
+    : sql`'infinity'::timestamptz`;
+  await db
+    .update(signingKeys)
+    .set({ publishUntil: sql`greatest(${signingKeys.publishUntil}, ${end})` })
+    .where(eq(signingKeys.kid, kid));
 }
 
 const KID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -288,24 +398,4 @@ async function isNewerKey(db: Db, jwt: string, since: Date): Promise<boolean> {
     .from(signingKeys)
     .where(and(eq(signingKeys.kid, kid), gt(signingKeys.createdAt, since)));
   return row !== undefined;
-}
-
-/**
- * How long a retired key stays published: the longest lifetime a token signed just before its
- * retirement may have, i.e. the largest token validity in settings or on any application key.
- * Negative validities (never expires) are left out: JWT access tokens always carry `exp`.
- */
-async function retentionSeconds(db: Db): Promise<number> {
-  const settings = await getTokenSettings(db);
-  const [longest] = await db
-    .select({ validity: max(applicationKeys.validityPeriod) })
-    .from(applicationKeys)
-    .where(gt(applicationKeys.validityPeriod, 0));
-  return Math.max(
-    MIN_RETENTION_SECONDS,
-    settings.applicationValidity,
-    settings.userValidity,
-    settings.maxValidity ?? 0,
-    longest?.validity ?? 0,
-  );
 }

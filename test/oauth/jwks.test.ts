@@ -14,6 +14,8 @@ import { open } from "../../src/domain/encryption.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { dropDatabaseAt } from "../support/database.js";
 import { createSubscriber, ERROR_FIELDS, loginAdmin } from "../support/graphql.js";
+import { run, setValidityPeriod, updateTokenSettings } from "../support/keys.js";
+import { clientCredentials, createWorld, introspect, newClient, type World } from "../support/oauth.js";
 
 const ROTATE = gql`
   mutation RotateSigningKey {
@@ -148,32 +150,29 @@ describe("signing keys and the JWKS endpoint", () => {
     ]);
   });
 
-  it("keeps a retired key while the longest token lifetime (settings or an application key) lasts", async () => {
+  it("decides at retirement how long a retired key stays published, and later settings change nothing", async () => {
     const { raw } = t.app.deps.database;
-    await raw("update signing_keys set retired_at = now() - interval '2 days' where retired_at is not null");
-    expect(await kidsOf(t)).toEqual([secondKid]);
+    const [row] = await raw<{ published: number }>(
+      "select extract(epoch from publish_until - retired_at)::float8 as published from signing_keys where kid = $1",
+      [firstKid],
+    );
+    // Its JWTs expire within minutes: a day, for verifiers' JWKS caches.
+    expect(row!.published).toBeGreaterThanOrEqual(DAY);
+    expect(row!.published).toBeLessThan(DAY + 5);
 
+    // Neither longer defaults nor time passing since the retirement move that end.
     await raw(
       `update settings set value = jsonb_set(value, '{userValidity}', '${3 * DAY}') where key = 'token'`,
     );
+    await raw("update signing_keys set retired_at = now() - interval '2 days' where kid = $1", [firstKid]);
     expect(await kidsOf(t)).toEqual([secondKid, firstKid]);
     await raw(`update settings set value = jsonb_set(value, '{userValidity}', '3600') where key = 'token'`);
-
-    const [app] = await raw<{ id: string }>(
-      "insert into applications (name, owner_id) select 'jwks-retention', id from users limit 1 returning id",
-    );
-    await raw(
-      `insert into application_keys (application_id, key_type, consumer_key, validity_period, grant_types)
-       values ($1, 'PRODUCTION', $2, ${3 * DAY}, '{client_credentials}')`,
-      [app!.id, `ck-${randomUUID()}`],
-    );
     expect(await kidsOf(t)).toEqual([secondKid, firstKid]);
-    await raw("delete from applications where id = $1", [app!.id]);
   });
 
-  it("drops a retired key from the JWKS, and stops trusting it, beyond the retention window", async () => {
+  it("drops a retired key from the JWKS, and stops trusting it, once its publication ends", async () => {
     await t.app.deps.database.raw(
-      "update signing_keys set retired_at = now() - interval '400 days' where retired_at is not null",
+      "update signing_keys set publish_until = now() - interval '1 second' where retired_at is not null",
     );
     expect(await kidsOf(t)).toEqual([secondKid]);
     expect(await t.app.deps.signer.verifyAccessToken(firstToken)).toBeNull();
@@ -340,6 +339,98 @@ describe("signing key lifecycle", () => {
       // b learns the new key at once: when verifying a token signed with it, and in its JWKS.
       expect(await b.app.deps.signer.verifyAccessToken(rotated)).not.toBeNull();
       expect(await kidsOf(b)).toEqual([kid, kidOf(fromA)]);
+    },
+  );
+});
+
+describe("retired keys and the JWTs they signed", () => {
+  let t: TestApp;
+  let world: World;
+  beforeAll(async () => {
+    t = await startTestApp({ issuerIsUrl: true });
+    world = await createWorld(t);
+  });
+  afterAll(() => t.stop());
+
+  /** When the key leaves the JWKS once retired, in seconds since the epoch (Infinity: never). */
+  const publishUntil = async (kid: string) =>
+    (
+      await t.app.deps.database.raw<{ until: number }>(
+        "select extract(epoch from publish_until)::float8 as until from signing_keys where kid = $1",
+        [kid],
+      )
+    )[0]?.until;
+
+  it("keeps a retired key published while a JWT it signed is valid, after its key's validity and the defaults are lowered", async () => {
+    const c = await newClient(world, { tokenFormat: "JWT", validityPeriod: 10 * DAY });
+    const jwt = (await clientCredentials(world, c)).access_token;
+    const kid = kidOf(jwt)!;
+    const { exp } = (await verifyRemotely(t, jwt)).payload;
+    const rotated = await run(t, world.adminToken, ROTATE);
+    expect(rotated).toEqual({ __typename: "RotateSigningKeyPayload", kid: expect.any(String) });
+    // Later tokens get an hour; an issued JWT keeps its exp (it cannot be moved).
+    expect(
+      await setValidityPeriod(t, world.owner.token, {
+        applicationId: c.applicationId,
+        keyType: "PRODUCTION",
+        validityPeriod: 3600,
+      }),
+    ).toMatchObject({ __typename: "SetValidityPeriodPayload" });
+    expect(
+      await updateTokenSettings(t, world.adminToken, { applicationValidity: 3600, userValidity: 3600 }),
+    ).toMatchObject({ __typename: "UpdateTokenSettingsPayload" });
+    // Two days after the rotation (more than a day, less than the JWT's ten).
+    await t.app.deps.database.raw(
+      "update signing_keys set retired_at = now() - interval '2 days' where kid = $1",
+      [kid],
+    );
+
+    expect(await kidsOf(t)).toEqual([rotated.kid, kid]);
+    await expect(verifyRemotely(t, jwt)).resolves.toMatchObject({ payload: { exp } });
+    expect(await introspect(world, c, jwt)).toMatchObject({ active: true, exp, client_id: c.clientId });
+    expect(await publishUntil(kid)).toBeGreaterThanOrEqual(exp!);
+  });
+
+  it("keeps a key that signed a JWT without exp published for ever", async () => {
+    const { exp: _exp, ...claims } = accessClaims(t);
+    const forever = await t.app.deps.signer.signAccessToken(claims);
+    const kid = kidOf(forever)!;
+    const { kid: next } = await t.app.deps.signer.rotate();
+    await t.app.deps.database.raw(
+      "update signing_keys set retired_at = now() - interval '400 days' where kid = $1",
+      [kid],
+    );
+    expect(await publishUntil(kid)).toBe(Number.POSITIVE_INFINITY);
+    const kids = await kidsOf(t);
+    expect(kids[0]).toBe(next);
+    expect(kids).toContain(kid);
+    await expect(verifyRemotely(t, forever)).resolves.toBeDefined();
+  });
+
+  it.runIf(process.env.DATABASE_URL)(
+    "keeps a key published for a JWT that an instance yet to notice the rotation signs with it",
+    async () => {
+      const other = await startTestApp({ databaseUrl: t.databaseUrl, issuerIsUrl: true });
+      try {
+        const kid = kidOf(await sign(other))!;
+        // Rotated elsewhere: `other` keeps signing with the key it holds until it checks again.
+        const { kid: next } = await t.app.deps.signer.rotate();
+        expect(next).not.toBe(kid);
+        const exp = Math.floor(Date.now() / 1000) + 30 * DAY;
+        const late = await sign(other, { exp });
+        expect(kidOf(late)).toBe(kid);
+        await other.app.deps.signer.ready();
+        // Written without delaying the signature; ready() (before the next one) waits for it.
+        expect(await publishUntil(kid)).toBeGreaterThanOrEqual(exp);
+        await t.app.deps.database.raw(
+          "update signing_keys set retired_at = now() - interval '2 days' where kid = $1",
+          [kid],
+        );
+        expect(await kidsOf(t)).toContain(kid);
+      } finally {
+        // Its database is `t`'s: only `t` drops it.
+        await other.stop();
+      }
     },
   );
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { dropDatabaseAt } from "../support/database.js";
@@ -259,5 +260,112 @@ describe("rotating the token encryption key", () => {
     expect([...values.values()]).toContain(login.accessToken);
     // The old tokens keep their key id: nothing was re-encrypted or lost.
     expect((await storage(after, m.jwt.token.token.id))[0]?.encryption_key_id).toBe("k1");
+  });
+});
+
+describe("moving from the generated encryption key to TOKEN_ENCRYPTION_KEYS", () => {
+  let before: TestApp;
+  let after: TestApp;
+  let m: Material;
+  beforeAll(async () => {
+    // No key given: one is generated (DATA_DIR on PGlite, the database on PostgreSQL).
+    before = await startTestApp({ env: { TOKEN_PERSISTENCE: "encrypt" } });
+    m = await issueEverything(before);
+    await before.stop({ keepData: true });
+    // What the startup warning asks for: the operator supplies keys.
+    after = await startTestApp({ dataDir: before.dataDir, databaseUrl: before.databaseUrl, env: ENCRYPT });
+  });
+  afterAll(async () => {
+    await after.stop();
+    await dropDatabaseAt(after.databaseUrl);
+  });
+
+  it("still decrypts the values the generated key sealed", async () => {
+    expect((await storage(after, m.opaque.token.token.id))[0]?.encryption_key_id).toBe("generated");
+    const values = await valuesSeenBy(after, m.owner.token, { kind: "APPLICATION" });
+    expect(values).toEqual(
+      new Map([
+        [m.opaque.token.token.id, m.opaque.token.accessToken],
+        [m.jwt.token.token.id, m.jwt.token.accessToken],
+      ]),
+    );
+  });
+
+  it("keeps issuing JWTs with the signing key the generated key sealed", async () => {
+    const next = await mustRegenerateToken(after, m.owner.token, {
+      applicationId: m.jwt.key.applicationId,
+      keyType: "SANDBOX",
+    });
+    expect(decodeProtectedHeader(next.token.accessToken).kid).toBe(
+      decodeProtectedHeader(m.jwt.token.accessToken).kid,
+    );
+  });
+
+  it("seals new values only under the configured key", async () => {
+    const next = await mustRegenerateToken(after, m.owner.token, {
+      applicationId: m.opaque.key.applicationId,
+      keyType: "PRODUCTION",
+    });
+    expect((await storage(after, next.token.token.id))[0]?.encryption_key_id).toBe("k1");
+    const values = await valuesSeenBy(after, m.owner.token, { applicationId: m.opaque.key.applicationId });
+    expect(values.get(next.token.token.id)).toBe(next.token.accessToken);
+  });
+});
+
+describe("losing the key that sealed the active JWT signing key", () => {
+  let before: TestApp;
+  let after: TestApp;
+  let m: Material;
+  beforeAll(async () => {
+    before = await startTestApp({ env: ENCRYPT });
+    m = await issueEverything(before);
+    await before.stop({ keepData: true });
+    // k1 is gone from the ring: nothing k1 sealed can be decrypted any more.
+    after = await startTestApp({
+      dataDir: before.dataDir,
+      databaseUrl: before.databaseUrl,
+      env: { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2}` },
+    });
+  });
+  afterAll(async () => {
+    await after.stop();
+    await dropDatabaseAt(after.databaseUrl);
+  });
+
+  it("rotates to a new signing key, keeps the old one published and warns without secrets", async () => {
+    const oldKid = decodeProtectedHeader(m.jwt.token.accessToken).kid!;
+    const next = await mustRegenerateToken(after, m.owner.token, {
+      applicationId: m.jwt.key.applicationId,
+      keyType: "SANDBOX",
+    });
+    const newKid = decodeProtectedHeader(next.token.accessToken).kid!;
+    expect(newKid).not.toBe(oldKid);
+    const jwks = (await (await fetch(`${after.url}/.well-known/jwks.json`)).json()) as {
+      keys: { kid: string }[];
+    };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([newKid, oldKid]);
+    const [row] = await after.app.deps.database.raw<{ encryption_key_id: string }>(
+      "select encryption_key_id from signing_keys where kid = $1",
+      [newKid],
+    );
+    expect(row).toEqual({ encryption_key_id: "k2" });
+
+    const warnings = after.logs.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        kid: oldKid,
+        encryptionKeyId: "k1",
+        msg: "the active JWT signing key cannot be decrypted with the key ring: rotating to a new one",
+      }),
+    );
+    const logs = after.logs.join("");
+    for (const secret of [K1, K2, next.token.accessToken, m.jwt.token.accessToken]) {
+      expect(logs).not.toContain(secret);
+    }
+  });
+
+  it("reads the values k1 sealed as null, without failing", async () => {
+    const values = await valuesSeenBy(after, m.owner.token, { applicationId: m.opaque.key.applicationId });
+    expect(values.get(m.opaque.token.token.id)).toBeNull();
   });
 });

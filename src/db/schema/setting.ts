@@ -15,7 +15,7 @@ export const serviceSecrets = pgTable("service_secrets", {
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
-/** JWT signing keys: one active, retired ones kept in the JWKS for the longest token lifetime. */
+/** JWT signing keys: one active, retired ones kept in the JWKS until the JWTs they signed expire. */
 export const signingKeys = pgTable(
   "signing_keys",
   {
@@ -27,6 +27,11 @@ export const signingKeys = pgTable(
     encryptionKeyId: text("encryption_key_id").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     retiredAt: timestamp("retired_at", { withTimezone: true }),
+    /**
+     * Once retired, the key stays in the JWKS until then: at least the latest `exp` it signed
+     * (raised before or as it signs, never lowered), `infinity` when it signed a JWT without one.
+     */
+    publishUntil: timestamp("publish_until", { withTimezone: true }),
   },
   // At most one active key, whichever instance rotates.
   (t) => [uniqueIndex("signing_keys_one_active").on(sql`(true)`).where(sql`${t.retiredAt} is null`)],
