@@ -12,22 +12,33 @@ export interface ClientRecord {
   readonly ownerDisabledAt: Date | null;
 }
 
+interface ClientCache {
+  readonly entries: LRUCache<string, ClientRecord | false>;
+  /**
+   * Invalidations so far (events, notices, interruptions). A read that saw this count change
+   * may hold what an invalidation was about, and is not cached.
+   */
+  epoch: number;
+}
+
 const TTL_MS = 10_000;
 const KEY_EVENTS = new Set(["KEYS_GENERATED", "SECRET_ROTATED", "VALIDITY_CHANGED"]);
-const caches = new WeakMap<Deps, LRUCache<string, ClientRecord | false>>();
+const caches = new WeakMap<Deps, ClientCache>();
 
 /**
  * Client records by consumer secret id, cached per instance so the token endpoint does not read
  * them on every request. An application's entries go the moment one of its key events (new or
  * rotated secrets, validity, regeneration, deletion, its owner disabled) arrives from any
- * instance; while the event stream is interrupted the cache is bypassed. The lifetime only
+ * instance; a read in flight at that moment answers but is not cached (it may predate the
+ * change); while the event stream is interrupted the cache is bypassed. The lifetime only
  * bounds what arrives without an event.
  */
 export async function lookupClient(deps: Deps, secretId: string): Promise<ClientRecord | null> {
   const cache = cacheFor(deps);
   const connected = deps.bus.connected;
-  const hit = connected ? cache.get(secretId) : undefined;
+  const hit = connected ? cache.entries.get(secretId) : undefined;
   if (hit !== undefined) return hit || null;
+  const epoch = cache.epoch;
   const [row] = await deps.db
     .select({
       secret: consumerSecrets,
@@ -42,42 +53,61 @@ export async function lookupClient(deps: Deps, secretId: string): Promise<Client
     .innerJoin(users, eq(users.id, applications.ownerId))
     .where(eq(consumerSecrets.id, secretId));
   // A disabled owner is not cached: enabling it again sends no event.
-  if (connected && deps.bus.connected && !row?.ownerDisabledAt) cache.set(secretId, row ?? false);
+  if (connected && epoch === cache.epoch && deps.bus.connected && !row?.ownerDisabledAt) {
+    cache.entries.set(secretId, row ?? false);
+  }
   return row ?? null;
 }
 
-/** Records a secret's last use in the cached copy (the database is written at most once a minute). */
+/**
+ * Records a secret's last use in the cached copy (the database is written at most once a minute).
+ * Only the very record `lookupClient` answered is replaced, keeping its lifetime: if it has gone
+ * since (its secret rotated or revoked while the use was being written), the copy the caller
+ * holds predates the change and must not come back.
+ */
 export function touchClient(deps: Deps, record: ClientRecord, at: Date): void {
-  cacheFor(deps).set(record.secret.id, { ...record, secret: { ...record.secret, lastUsedAt: at } });
+  const { entries } = cacheFor(deps);
+  if (entries.peek(record.secret.id) !== record) return;
+  entries.set(
+    record.secret.id,
+    { ...record, secret: { ...record.secret, lastUsedAt: at } },
+    { noUpdateTTL: true },
+  );
 }
 
-function cacheFor(deps: Deps): LRUCache<string, ClientRecord | false> {
-  let cache = caches.get(deps);
-  if (cache) return cache;
-  const created = new LRUCache<string, ClientRecord | false>({ max: 50_000, ttl: TTL_MS });
+function cacheFor(deps: Deps): ClientCache {
+  const existing = caches.get(deps);
+  if (existing) return existing;
+  const entries = new LRUCache<string, ClientRecord | false>({ max: 50_000, ttl: TTL_MS });
+  const cache: ClientCache = { entries, epoch: 0 };
+  const drop = (gone: (record: ClientRecord) => boolean) => {
+    cache.epoch += 1;
+    for (const [id, record] of entries.entries()) {
+      if (record && gone(record)) entries.delete(id);
+    }
+  };
+  const clear = () => {
+    cache.epoch += 1;
+    entries.clear();
+  };
   deps.bus.subscribe((event) => {
-    if (event.truncated) return created.clear();
+    if (event.truncated) return clear();
     const keyLevel = KEY_EVENTS.has(event.type) || event.reason === "REGENERATED";
     const ownerOrApp =
       event.reason === "APPLICATION_DELETED" ||
       event.reason === "USER_DELETED" ||
       event.reason === "USER_DISABLED";
     if (!event.application_id || !(keyLevel || ownerOrApp)) return;
-    for (const [id, record] of created.entries()) {
-      if (record && record.app.id === event.application_id) created.delete(id);
-    }
+    drop((record) => record.app.id === event.application_id);
   });
   deps.bus.onCacheNotice(({ invalidate }) => {
-    const gone =
+    drop(
       "ownerId" in invalidate
-        ? (record: ClientRecord) => record.app.ownerId === invalidate.ownerId
-        : (record: ClientRecord) => record.app.id === invalidate.applicationId;
-    for (const [id, record] of created.entries()) {
-      if (record && gone(record)) created.delete(id);
-    }
+        ? (record) => record.app.ownerId === invalidate.ownerId
+        : (record) => record.app.id === invalidate.applicationId,
+    );
   });
-  deps.bus.onConnectivity(() => created.clear());
-  caches.set(deps, created);
-  cache = created;
+  deps.bus.onConnectivity(clear);
+  caches.set(deps, cache);
   return cache;
 }

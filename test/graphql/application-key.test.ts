@@ -1,4 +1,6 @@
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EVENT_ORDER_LOCK } from "../../src/domain/token-event.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { UNKNOWN_ID, uniqueName } from "../support/fixtures.js";
 import { createSubscriber, loginAdmin } from "../support/graphql.js";
@@ -722,7 +724,81 @@ describe("consumer secret rollover at POST /token (client_credentials)", () => {
     expect(await outcome(consumerKey, issued.consumerSecret!)).toEqual(INVALID_CLIENT);
     expect(await outcome(consumerKey, result.consumerSecret!)).toEqual({ status: 200, body: TOKEN_RESPONSE });
   });
+
+  it("refuses the old secret at once when it was revoked while its first use was recording the use", async () => {
+    const { issued, ref } = await newKey();
+    const consumerKey = issued.consumerKey!;
+    const { rotation, first } = await rotateDuringFirstUse(ref, () =>
+      outcome(consumerKey, issued.consumerSecret!),
+    );
+    const rotated = await rotation;
+    expect(rotated.__typename).toBe("RegenerateConsumerSecretPayload");
+    // The use read the secret before the revocation committed: it is served.
+    expect(await first).toEqual({ status: 200, body: TOKEN_RESPONSE });
+    // The race took place: the use's write of last_used_at is the old secret's latest version,
+    // made after the rotation's transaction (which created the new secret).
+    const [order] = await raw<{ after: boolean }>(
+      `select old.xmin::text::bigint > new.xmin::text::bigint as after
+       from consumer_secrets old, consumer_secrets new where old.id = $1 and new.id = $2`,
+      [idOfValue(issued.consumerSecret!), idOfValue(rotated.consumerSecret!)],
+    );
+    expect(order).toEqual({ after: true });
+    // That late write must not put the unrevoked secret back into the client cache (it did, and
+    // the revoked secret was accepted for the cache's 10 s lifetime).
+    expect(await outcome(consumerKey, issued.consumerSecret!)).toEqual(INVALID_CLIENT);
+    expect(await outcome(consumerKey, rotated.consumerSecret!)).toEqual({
+      status: 200,
+      body: TOKEN_RESPONSE,
+    });
+  });
 });
+
+/**
+ * Rotates the key's secret (no grace period) while `use` presents the old one for the first
+ * time, so that the use reads the secret before the revocation commits and records its use
+ * (last_used_at) only after the rotation committed and announced its event.
+ */
+async function rotateDuringFirstUse<T>(ref: Record<string, unknown>, use: () => Promise<T>) {
+  let rotation!: Promise<Outcome>;
+  let first!: Promise<T>;
+  if (t.app.deps.database.driver === "postgres") {
+    const outside = postgres(t.databaseUrl!, { max: 1, onnotice: () => {} });
+    try {
+      await outside.begin(async (tx) => {
+        const someoneWaitsOn = (event: string) =>
+          waitFor(async () => {
+            const [row] = await tx<{ n: number }[]>`select count(*)::int as n from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock' and wait_event = ${event}`;
+            return row!.n > 0 ? true : undefined;
+          });
+        // Every statement appending token events takes this lock: the rotation, having revoked
+        // the secret (its row locked), waits for it before its event and its commit.
+        await tx`select pg_advisory_xact_lock(${EVENT_ORDER_LOCK})`;
+        rotation = regenerateConsumerSecret(t, alice.token, ref);
+        await someoneWaitsOn("advisory");
+        // The use reads the committed row (not revoked yet); its update waits for the row lock.
+        first = use();
+        await someoneWaitsOn("transactionid");
+      });
+    } finally {
+      await outside.end();
+    }
+  } else {
+    // PGlite has one connection: while this transaction holds it, the app's statements queue in
+    // order: the rotation's viewer read, the use's read, then the rotation's transaction (begun
+    // once its viewer is known), ahead of the use's update.
+    await t.app.deps.db.transaction(async () => {
+      t.resetStatements();
+      const sent = (from: string) =>
+        waitFor(async () => (t.statements.some((s) => s.includes(from)) ? true : undefined));
+      rotation = regenerateConsumerSecret(t, alice.token, ref);
+      await sent('from "access_tokens" inner join "users"');
+      first = use();
+      await sent('from "consumer_secrets" inner join "application_keys"');
+    });
+  }
+  return { rotation, first };
+}
 
 describe("setValidityPeriod", () => {
   it("sets the validity for later tokens only, by default", async () => {
