@@ -77,7 +77,9 @@ export async function announceExpired(deps: Deps): Promise<{ count: number; lag:
       // A grace period that ended first (or with it) ends the token as REVOKED (endGracePeriods).
       or(isNull(accessTokens.revokeScheduledAt), gt(accessTokens.revokeScheduledAt, accessTokens.expiresAt)),
     )!,
-    { expiredNotifiedAt: sql`now()` },
+    // A grace period that would have ended later is moot now: the token leaves the grace-period
+    // work list (its partial index), which endGracePeriods would otherwise read past every sweep.
+    { expiredNotifiedAt: sql`now()`, revokeScheduledAt: null },
     (t) => tokenEventFor(t, "EXPIRED", null),
     accessTokens.expiresAt,
   );

@@ -136,6 +136,12 @@ describe.concurrent("expiry sweeper", () => {
       gracePeriod: 1,
     });
     await until(() => deliveredFor(expiring).length === 2, "the first token's EXPIRED", 5_000);
+    // Expired, it leaves the grace-period work list (no end scheduled any more).
+    expect(
+      await t.app.deps.database.raw("select revoke_scheduled_at from access_tokens where id = $1", [
+        expiring,
+      ]),
+    ).toEqual([{ revoke_scheduled_at: null }]);
     // Past the grace period's end, and a few sweeps more.
     await sleep(Math.max(0, at(regenerated.previousTokensValidUntil) - Date.now()) + 400);
     expect(deliveredFor(expiring)).toEqual([
