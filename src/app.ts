@@ -111,6 +111,8 @@ export function buildApp(options: BuildAppOptions): App {
       await ws?.close();
       await http?.close();
       await bus?.stop();
+      // Publication ends of JWT signing keys still unwritten (the JWTs are out already).
+      await deps?.signer.settle();
       await database?.close();
       ws = undefined;
       http = undefined;

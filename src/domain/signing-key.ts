@@ -39,6 +39,8 @@ export interface Signer {
    * connection belongs to that transaction until it ends.
    */
   ready(): Promise<void>;
+  /** Stores every publication end still unwritten (on stop, before the database closes). */
+  settle(): Promise<void>;
 }
 
 type SignerDeps = Pick<Deps, "config" | "database" | "db" | "secrets" | "log">;
@@ -52,6 +54,8 @@ interface ActiveKey {
   readonly createdAt: Date;
   /** When this instance last checked the database for the active key (ms). */
   readonly checkedAt: number;
+  /** How long it must stay published: kept with the key, so a signature raises its own key's end. */
+  readonly publication: Publication;
 }
 
 /**
@@ -63,6 +67,8 @@ interface Publication {
   stored: number;
   wanted: number;
   writing: Promise<void> | undefined;
+  /** The last write failed: the next signature writes again, whatever it needs. */
+  failed: boolean;
 }
 
 /** The public keys tokens may be verified with, as loaded at `loadedAt` (ms). */
@@ -99,20 +105,29 @@ export function createSigner(deps: SignerDeps): Signer {
   let loadingActive: Promise<ActiveKey> | undefined;
   let verification: VerificationKeys | undefined;
   let loadingVerification: Promise<VerificationKeys> | undefined;
-  let publication: Publication | undefined;
+  /** Publication ends of keys this instance signed with, not yet stored (a write failed or is due). */
+  const unsettled = new Set<Publication>();
 
   /** Caches the key a row describes, decrypting it only when it is not the one already held. */
   async function hold(row: SigningKeyRow, decrypted?: CryptoKey): Promise<ActiveKey> {
     const privateKey =
       active?.kid === row.kid ? active.privateKey : (decrypted ?? (await decryptPrivateKey(deps, row)));
-    active = { kid: row.kid, alg: row.alg, privateKey, createdAt: row.createdAt, checkedAt: Date.now() };
     const stored = publicationEndOf(row);
-    if (publication?.kid !== row.kid) {
-      publication = { kid: row.kid, stored, wanted: stored, writing: undefined };
-    } else {
+    let publication = active?.kid === row.kid ? active.publication : undefined;
+    if (publication) {
       publication.stored = Math.max(publication.stored, stored);
       publication.wanted = Math.max(publication.wanted, stored);
+    } else {
+      publication = { kid: row.kid, stored, wanted: stored, writing: undefined, failed: false };
     }
+    active = {
+      kid: row.kid,
+      alg: row.alg,
+      privateKey,
+      createdAt: row.createdAt,
+      checkedAt: Date.now(),
+      publication,
+    };
     // A key the cached JWKS does not know yet: reload it so our own tokens verify at once.
     if (!verification?.keys.some((key) => key.kid === row.kid)) verification = undefined;
     return active;
@@ -144,14 +159,15 @@ export function createSigner(deps: SignerDeps): Signer {
    * stored end (or the one being written) already covers it, else a later end, with headroom.
    */
   function keepPublished(pub: Publication, until: number): void {
-    if (pub.wanted >= until) return;
-    pub.wanted = until + PUBLICATION_HEADROOM_MS;
+    if (pub.wanted >= until && !pub.failed) return;
+    pub.wanted = Math.max(pub.wanted, until + PUBLICATION_HEADROOM_MS);
     void storePublication(pub);
   }
 
   /** Writes `wanted` to the key's row, unless stored already; resolves when it is (or failed, logged). */
   function storePublication(pub: Publication): Promise<void> {
     if (pub.stored >= pub.wanted) return pub.writing ?? Promise.resolve();
+    unsettled.add(pub);
     pub.writing ??= (async () => {
       try {
         while (pub.wanted > pub.stored) {
@@ -159,8 +175,12 @@ export function createSigner(deps: SignerDeps): Signer {
           await storePublicationEnd(deps.db, pub.kid, target);
           pub.stored = Math.max(pub.stored, target);
         }
+        pub.failed = false;
+        unsettled.delete(pub);
       } catch (error) {
-        // `wanted` stays above `stored`: the next ready() or signature writes it again.
+        // `wanted` stays above `stored`: the next signature, ready(), rotate() or settle() writes
+        // it again (even once this instance signs with another key: `unsettled` keeps it).
+        pub.failed = true;
         deps.log.error(
           { err: error, kid: pub.kid },
           "could not store how long a JWT signing key stays published",
@@ -170,6 +190,11 @@ export function createSigner(deps: SignerDeps): Signer {
       }
     })();
     return pub.writing;
+  }
+
+  /** Writes every unsettled publication end (each write logs its own failure). */
+  async function settle(): Promise<void> {
+    await Promise.all([...unsettled].map((pub) => storePublication(pub)));
   }
 
   async function loadVerificationKeys(): Promise<VerificationKeys> {
@@ -203,7 +228,7 @@ export function createSigner(deps: SignerDeps): Signer {
       // already (headroom); otherwise written now, without waiting: the caller may hold the only
       // PGlite connection in a transaction, or most of the pool. A retired key stays published a
       // day at least, and the write only ever raises the end, so it lands in time.
-      keepPublished(publication!, typeof claims.exp === "number" ? claims.exp * 1000 : Infinity);
+      keepPublished(key.publication, typeof claims.exp === "number" ? claims.exp * 1000 : Infinity);
       // The caller owns every claim (iss, sub, aud, exp, iat, jti, client_id, scope): none is set here.
       return new SignJWT(claims)
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
@@ -239,13 +264,15 @@ export function createSigner(deps: SignerDeps): Signer {
 
     async ready() {
       await activeKey();
-      // Outside any transaction: a publication end written after an earlier signature is stored.
-      await storePublication(publication!);
+      // Outside any transaction: publication ends due after earlier signatures are stored.
+      await settle();
     },
+
+    settle,
 
     async rotate() {
       await loadingActive?.catch(() => undefined);
-      if (publication) await storePublication(publication);
+      await settle();
       const previous = active?.kid;
       const key = await hold(await replaceActiveKey(deps, { force: true }));
       verification = undefined;
@@ -355,7 +382,13 @@ async function readPublishedKeys(db: Db): Promise<{ keys: JWK[]; newest: Date }>
   const rows = await db
     .select({ publicJwk: signingKeys.publicJwk, createdAt: signingKeys.createdAt })
     .from(signingKeys)
-    .where(or(isNull(signingKeys.retiredAt), gt(signingKeys.publishUntil, sql`now()`)))
+    // A key retired by an instance of a version before publish_until: a day, as then at least.
+    .where(
+      or(
+        isNull(signingKeys.retiredAt),
+        sql`coalesce(${signingKeys.publishUntil}, ${signingKeys.retiredAt} + interval '1 day') > now()`,
+      ),
+    )
     .orderBy(sql`${signingKeys.retiredAt} desc nulls first`);
   const newest = Math.max(0, ...rows.map((row) => row.createdAt.getTime()));
   return { keys: rows.map((row) => row.publicJwk as JWK), newest: new Date(newest) };
