@@ -44,8 +44,18 @@ export async function loadServiceSecrets(
   // Moving to TOKEN_ENCRYPTION_KEYS (as the startup warning advises): what the generated key sealed
   // before (token values, JWT signing keys) must stay readable, so a stored one still decrypts,
   // under its own id, unless a configured key took that id. It never seals again.
+  // Only a help for old data: a store that cannot be read (a broken secrets.json) does not stop a
+  // service whose keys all come from the environment. Its error is not logged: a JSON parse error
+  // may quote the file's content.
   const previous =
-    configured && !keys.has(GENERATED_KEY_ID) ? await store.read("token_encryption_key") : undefined;
+    configured && !keys.has(GENERATED_KEY_ID)
+      ? await store.read("token_encryption_key").catch(() => {
+          log.warn(
+            "the generated encryption key kept from before could not be read: what it sealed stays sealed",
+          );
+          return undefined;
+        })
+      : undefined;
   if (previous) keys.set(GENERATED_KEY_ID, Buffer.from(previous, "hex"));
   const secrets: ServiceSecrets = {
     tokenHashKey: await get("token_hash_key", config.tokenHashKey),
