@@ -88,6 +88,10 @@ describe.skipIf(!onPostgres)("two instances on one PostgreSQL database", () => {
     }
   }
 
+  /** How many times an instance has declared its event stream interrupted (its warnings). */
+  const interruptionsOf = (app: TestApp) =>
+    app.logs.filter((line) => line.includes('"msg":"event stream interrupted"')).length;
+
   /** Process ids of the backends that LISTEN on the test database (one per instance). */
   const listeners = async () =>
     (
@@ -176,20 +180,26 @@ describe.skipIf(!onPostgres)("two instances on one PostgreSQL database", () => {
         "select pg_terminate_backend(pid) from pg_stat_activity where query ilike 'listen%' and datname = current_database()",
       );
       const silent = performance.now();
+      const declared = interruptionsOf(b);
       // Committed within milliseconds; A answers only once its own stream gives up (not awaited
       // here: B is polled from the moment the streams fell silent).
       const revoking = revokeThroughA(token);
       const { answer, elapsed } = await pollBUntilRefused(token, silent, 5_000);
+      // B refused before it declared its stream interrupted (three silent beats): the cache's
+      // trust in the stream had lapsed two beats after the last one heard.
+      const declaredAtRefusal = interruptionsOf(b);
       await revoking;
       console.info(
         `revocation while B's event stream is silent refused ${elapsed.toFixed(1)} ms after the ` +
           `stream fell silent (heartbeat ${HEARTBEAT_MS} ms: the cache is trusted for two beats after the last one heard)`,
       );
       expect(answer).toEqual(revoked);
+      expect(declaredAtRefusal).toBe(declared);
+      expect(interruptionsOf(b)).toBeGreaterThan(declared);
       // The last beat heard was sent at most one interval before the stream fell silent, and the
-      // cache stops answering two intervals after that beat (plus a poll and a check): before the
-      // third silent beat, where an interruption is declared (the old bound: 273 ms at the least).
-      expect(elapsed).toBeLessThan(2.5 * HEARTBEAT_MS);
+      // cache stops answering two intervals after that beat (plus a poll, and timers' lateness
+      // on a busy machine: 229 ms seen in CI).
+      expect(elapsed).toBeLessThan(3 * HEARTBEAT_MS);
       // Refused by the cache bypass, not by a reconnection: nobody listens yet.
       expect(await listeners()).toEqual([]);
       // While bypassed, every call reads the database.
