@@ -195,162 +195,161 @@ describe.each([
   }
 });
 
+interface Restarted {
+  readonly after: TestApp;
+  readonly m: Material;
+}
+
+/** Everything issued under `first`, then the same data (DATA_DIR or database) served by an app restarted under `then`. */
+async function restartedWith(
+  first: Record<string, string>,
+  then: Record<string, string>,
+): Promise<Restarted> {
+  const before = await startTestApp({ env: first });
+  const m = await issueEverything(before);
+  await before.stop({ keepData: true });
+  const after = await startTestApp({ dataDir: before.dataDir, databaseUrl: before.databaseUrl, env: then });
+  return { after, m };
+}
+
+async function stopRestarted({ after }: Restarted): Promise<void> {
+  await after.stop();
+  await dropDatabaseAt(after.databaseUrl);
+}
+
 describe("rotating the token encryption key", () => {
-  let before: TestApp;
-  let after: TestApp;
-  let m: Material;
+  // The new key first (it encrypts), the old one still in the ring (it decrypts).
+  let state: Restarted;
   beforeAll(async () => {
-    before = await startTestApp({ env: ENCRYPT });
-    m = await issueEverything(before);
-    await before.stop({ keepData: true });
-    // The new key first (it encrypts), the old one still in the ring (it decrypts).
-    after = await startTestApp({
-      dataDir: before.dataDir,
-      databaseUrl: before.databaseUrl,
-      env: { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2},k1:${K1}` },
+    state = await restartedWith(ENCRYPT, {
+      TOKEN_PERSISTENCE: "encrypt",
+      TOKEN_ENCRYPTION_KEYS: `k2:${K2},k1:${K1}`,
     });
   });
-  afterAll(async () => {
-    await after.stop();
-    await dropDatabaseAt(after.databaseUrl);
-  });
+  afterAll(() => stopRestarted(state));
 
   it("keeps console tokens issued before working", async () => {
-    expect(await run(after, m.owner.token, ME)).toEqual({
+    expect(await run(state.after, state.m.owner.token, ME)).toEqual({
       __typename: "User",
-      id: m.owner.id,
-      username: m.owner.username,
+      id: state.m.owner.id,
+      username: state.m.owner.username,
     });
   });
 
   it("still decrypts the values stored under the old key", async () => {
-    const values = await valuesSeenBy(after, m.owner.token, { kind: "APPLICATION" });
+    const values = await valuesSeenBy(state.after, state.m.owner.token, { kind: "APPLICATION" });
     expect(values).toEqual(
       new Map([
-        [m.opaque.token.token.id, m.opaque.token.accessToken],
-        [m.jwt.token.token.id, m.jwt.token.accessToken],
+        [state.m.opaque.token.token.id, state.m.opaque.token.accessToken],
+        [state.m.jwt.token.token.id, state.m.jwt.token.accessToken],
       ]),
     );
-    expect((await storage(after, m.opaque.token.token.id))[0]?.encryption_key_id).toBe("k1");
+    expect((await storage(state.after, state.m.opaque.token.token.id))[0]?.encryption_key_id).toBe("k1");
   });
 
   it("finds an application token issued before by its value (revokeToken)", async () => {
-    expect(await revokeToken(after, m.owner.token, m.opaque.token.accessToken)).toMatchObject({
+    expect(
+      await revokeToken(state.after, state.m.owner.token, state.m.opaque.token.accessToken),
+    ).toMatchObject({
       __typename: "RevokeTokenPayload",
-      token: { id: m.opaque.token.token.id, active: false, revokeReason: "OWNER" },
+      token: { id: state.m.opaque.token.token.id, active: false, revokeReason: "OWNER" },
     });
   });
 
   it("stores new tokens under the new key id, readable again", async () => {
-    const next = await mustRegenerateToken(after, m.owner.token, {
-      applicationId: m.opaque.key.applicationId,
+    const next = await mustRegenerateToken(state.after, state.m.owner.token, {
+      applicationId: state.m.opaque.key.applicationId,
       keyType: "PRODUCTION",
     });
-    const { login } = await after
+    const { login } = await state.after
       .client()
-      .request<any>(LOGIN, { input: { username: m.owner.username, password: m.owner.password } });
-    const loginRow = await after.app.deps.database.raw<{ encryption_key_id: string }>(
+      .request<any>(LOGIN, { input: { username: state.m.owner.username, password: state.m.owner.password } });
+    const loginRow = await state.after.app.deps.database.raw<{ encryption_key_id: string }>(
       "select encryption_key_id from access_tokens where user_id = $1 order by issued_at desc limit 1",
-      [m.owner.id],
+      [state.m.owner.id],
     );
     expect(loginRow).toEqual([{ encryption_key_id: "k2" }]);
-    expect((await storage(after, next.token.token.id))[0]?.encryption_key_id).toBe("k2");
-    const values = await valuesSeenBy(after, m.owner.token);
+    expect((await storage(state.after, next.token.token.id))[0]?.encryption_key_id).toBe("k2");
+    const values = await valuesSeenBy(state.after, state.m.owner.token);
     expect(values.get(next.token.token.id)).toBe(next.token.accessToken);
     expect([...values.values()]).toContain(login.accessToken);
     // The old tokens keep their key id: nothing was re-encrypted or lost.
-    expect((await storage(after, m.jwt.token.token.id))[0]?.encryption_key_id).toBe("k1");
+    expect((await storage(state.after, state.m.jwt.token.token.id))[0]?.encryption_key_id).toBe("k1");
   });
 });
 
 describe("moving from the generated encryption key to TOKEN_ENCRYPTION_KEYS", () => {
-  let before: TestApp;
-  let after: TestApp;
-  let m: Material;
+  // No key given: one is generated (DATA_DIR on PGlite, the database on PostgreSQL); then what
+  // the startup warning asks for: the operator supplies keys.
+  let state: Restarted;
   beforeAll(async () => {
-    // No key given: one is generated (DATA_DIR on PGlite, the database on PostgreSQL).
-    before = await startTestApp({ env: { TOKEN_PERSISTENCE: "encrypt" } });
-    m = await issueEverything(before);
-    await before.stop({ keepData: true });
-    // What the startup warning asks for: the operator supplies keys.
-    after = await startTestApp({ dataDir: before.dataDir, databaseUrl: before.databaseUrl, env: ENCRYPT });
+    state = await restartedWith({ TOKEN_PERSISTENCE: "encrypt" }, ENCRYPT);
   });
-  afterAll(async () => {
-    await after.stop();
-    await dropDatabaseAt(after.databaseUrl);
-  });
+  afterAll(() => stopRestarted(state));
 
   it("still decrypts the values the generated key sealed", async () => {
-    expect((await storage(after, m.opaque.token.token.id))[0]?.encryption_key_id).toBe("generated");
-    const values = await valuesSeenBy(after, m.owner.token, { kind: "APPLICATION" });
+    expect((await storage(state.after, state.m.opaque.token.token.id))[0]?.encryption_key_id).toBe(
+      "generated",
+    );
+    const values = await valuesSeenBy(state.after, state.m.owner.token, { kind: "APPLICATION" });
     expect(values).toEqual(
       new Map([
-        [m.opaque.token.token.id, m.opaque.token.accessToken],
-        [m.jwt.token.token.id, m.jwt.token.accessToken],
+        [state.m.opaque.token.token.id, state.m.opaque.token.accessToken],
+        [state.m.jwt.token.token.id, state.m.jwt.token.accessToken],
       ]),
     );
   });
 
   it("keeps issuing JWTs with the signing key the generated key sealed", async () => {
-    const next = await mustRegenerateToken(after, m.owner.token, {
-      applicationId: m.jwt.key.applicationId,
+    const next = await mustRegenerateToken(state.after, state.m.owner.token, {
+      applicationId: state.m.jwt.key.applicationId,
       keyType: "SANDBOX",
     });
     expect(decodeProtectedHeader(next.token.accessToken).kid).toBe(
-      decodeProtectedHeader(m.jwt.token.accessToken).kid,
+      decodeProtectedHeader(state.m.jwt.token.accessToken).kid,
     );
   });
 
   it("seals new values only under the configured key", async () => {
-    const next = await mustRegenerateToken(after, m.owner.token, {
-      applicationId: m.opaque.key.applicationId,
+    const next = await mustRegenerateToken(state.after, state.m.owner.token, {
+      applicationId: state.m.opaque.key.applicationId,
       keyType: "PRODUCTION",
     });
-    expect((await storage(after, next.token.token.id))[0]?.encryption_key_id).toBe("k1");
-    const values = await valuesSeenBy(after, m.owner.token, { applicationId: m.opaque.key.applicationId });
+    expect((await storage(state.after, next.token.token.id))[0]?.encryption_key_id).toBe("k1");
+    const values = await valuesSeenBy(state.after, state.m.owner.token, {
+      applicationId: state.m.opaque.key.applicationId,
+    });
     expect(values.get(next.token.token.id)).toBe(next.token.accessToken);
   });
 });
 
 describe("losing the key that sealed the active JWT signing key", () => {
-  let before: TestApp;
-  let after: TestApp;
-  let m: Material;
+  // k1 is gone from the ring: nothing k1 sealed can be decrypted any more.
+  let state: Restarted;
   beforeAll(async () => {
-    before = await startTestApp({ env: ENCRYPT });
-    m = await issueEverything(before);
-    await before.stop({ keepData: true });
-    // k1 is gone from the ring: nothing k1 sealed can be decrypted any more.
-    after = await startTestApp({
-      dataDir: before.dataDir,
-      databaseUrl: before.databaseUrl,
-      env: { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2}` },
-    });
+    state = await restartedWith(ENCRYPT, { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2}` });
   });
-  afterAll(async () => {
-    await after.stop();
-    await dropDatabaseAt(after.databaseUrl);
-  });
+  afterAll(() => stopRestarted(state));
 
   it("rotates to a new signing key, keeps the old one published and warns without secrets", async () => {
-    const oldKid = decodeProtectedHeader(m.jwt.token.accessToken).kid!;
-    const next = await mustRegenerateToken(after, m.owner.token, {
-      applicationId: m.jwt.key.applicationId,
+    const oldKid = decodeProtectedHeader(state.m.jwt.token.accessToken).kid!;
+    const next = await mustRegenerateToken(state.after, state.m.owner.token, {
+      applicationId: state.m.jwt.key.applicationId,
       keyType: "SANDBOX",
     });
     const newKid = decodeProtectedHeader(next.token.accessToken).kid!;
     expect(newKid).not.toBe(oldKid);
-    const jwks = (await (await fetch(`${after.url}/.well-known/jwks.json`)).json()) as {
+    const jwks = (await (await fetch(`${state.after.url}/.well-known/jwks.json`)).json()) as {
       keys: { kid: string }[];
     };
     expect(jwks.keys.map((k) => k.kid)).toEqual([newKid, oldKid]);
-    const [row] = await after.app.deps.database.raw<{ encryption_key_id: string }>(
+    const [row] = await state.after.app.deps.database.raw<{ encryption_key_id: string }>(
       "select encryption_key_id from signing_keys where kid = $1",
       [newKid],
     );
     expect(row).toEqual({ encryption_key_id: "k2" });
 
-    const warnings = after.logs.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    const warnings = state.after.logs.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
     expect(warnings).toContainEqual(
       expect.objectContaining({
         kid: oldKid,
@@ -358,14 +357,16 @@ describe("losing the key that sealed the active JWT signing key", () => {
         msg: "the active JWT signing key cannot be decrypted with the key ring: rotating to a new one",
       }),
     );
-    const logs = after.logs.join("");
-    for (const secret of [K1, K2, next.token.accessToken, m.jwt.token.accessToken]) {
+    const logs = state.after.logs.join("");
+    for (const secret of [K1, K2, next.token.accessToken, state.m.jwt.token.accessToken]) {
       expect(logs).not.toContain(secret);
     }
   });
 
   it("reads the values k1 sealed as null, without failing", async () => {
-    const values = await valuesSeenBy(after, m.owner.token, { applicationId: m.opaque.key.applicationId });
-    expect(values.get(m.opaque.token.token.id)).toBeNull();
+    const values = await valuesSeenBy(state.after, state.m.owner.token, {
+      applicationId: state.m.opaque.key.applicationId,
+    });
+    expect(values.get(state.m.opaque.token.token.id)).toBeNull();
   });
 });
