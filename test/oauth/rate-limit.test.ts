@@ -1,5 +1,8 @@
+import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import type { TestApp } from "../support/app.js";
+import { LOGIN } from "../support/graphql.js";
 import {
   basicHeader,
   clientCredentialsRequest,
@@ -20,6 +23,7 @@ import {
   type World,
   wire,
 } from "../support/oauth.js";
+import { runOnce } from "../support/ws.js";
 
 /** 429 temporarily_unavailable with Retry-After (1..60 s, the default AUTH_FAILURE_WINDOW) matching the text. */
 function expectLimited(response: Wire) {
@@ -203,6 +207,34 @@ describe("the source of a request behind proxies (AUTH_FAILURE_LIMIT_PER_SOURCE=
       expect((await forwardedGrant(t, c, "203.0.113.8")).status).toBe(200);
       expect((await forwardedGrant(t, c, "203.0.113.8", true)).status).toBe(200);
       expect((await forwardedGrant(t, c, null)).status).toBe(200);
+    });
+
+    it("counts a failed login over WebSocket against the address the proxy forwarded", async () => {
+      // The upgrade request carries X-Forwarded-For, as a proxy in front of the service sends it.
+      class Forwarded extends WebSocket {
+        constructor(url: string, protocols?: string | string[]) {
+          super(url, protocols, { headers: { "x-forwarded-for": "203.0.113.20" } });
+        }
+      }
+      const client = createClient({
+        url: t.graphqlUrl.replace(/^http/, "ws"),
+        webSocketImpl: Forwarded,
+        connectionParams: { authorization: `Bearer ${world.adminToken}` },
+        retryAttempts: 0,
+        lazy: true,
+      });
+      try {
+        const wrong = { username: world.owner.username, password: "not-the-password" };
+        for (let i = 0; i < 3; i++) {
+          const { data } = await runOnce(client, LOGIN, { input: wrong });
+          expect(data.login).toMatchObject({ __typename: "InvalidCredentialsError" });
+        }
+      } finally {
+        await client.dispose();
+      }
+      // The forwarded address has used its budget; the proxy's other clients have not.
+      expectLimited(await wire(await forwardedGrant(t, c, "203.0.113.20")));
+      expect((await forwardedGrant(t, c, "203.0.113.21")).status).toBe(200);
     });
   });
 
