@@ -94,6 +94,8 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
     } catch (error) {
       // Another process took the port between freePort() and listen(): pick another one.
       if (!options.issuerIsUrl || attempt >= 5 || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") {
+        // An app that never started (a refused setting, a failed migration) leaves no database.
+        await database.drop();
         throw error;
       }
     }
