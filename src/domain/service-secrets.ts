@@ -44,12 +44,14 @@ export async function loadServiceSecrets(
   // Moving to TOKEN_ENCRYPTION_KEYS (as the startup warning advises): what the generated key sealed
   // before (token values, JWT signing keys) must stay readable, so a stored one still decrypts,
   // under its own id, unless a configured key took that id. It never seals again.
-  // Only a help for old data: a store that cannot be read (a broken secrets.json) does not stop a
-  // service whose keys all come from the environment. Its error is not logged: a JSON parse error
-  // may quote the file's content.
+  // Only a help for old data: a secrets.json that cannot be read (broken, unreadable) does not stop
+  // a service whose keys all come from the environment; its error is not logged (a JSON parse
+  // error may quote the file). A database error does stop the start, as before: running on
+  // without the generated key would rotate the fleet's signing key away.
   const previous =
     configured && !keys.has(GENERATED_KEY_ID)
-      ? await store.read("token_encryption_key").catch(() => {
+      ? await store.read("token_encryption_key").catch((error: unknown) => {
+          if (database.driver === "postgres") throw error;
           log.warn(
             "the generated encryption key kept from before could not be read: what it sealed stays sealed",
           );

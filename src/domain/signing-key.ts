@@ -166,7 +166,13 @@ export function createSigner(deps: SignerDeps): Signer {
 
   /** Writes `wanted` to the key's row, unless stored already; resolves when it is (or failed, logged). */
   function storePublication(pub: Publication): Promise<void> {
-    if (pub.stored >= pub.wanted) return pub.writing ?? Promise.resolve();
+    if (pub.stored >= pub.wanted) {
+      if (pub.writing) return pub.writing;
+      // Stored meanwhile (another instance raised it further): nothing left to retry.
+      pub.failed = false;
+      unsettled.delete(pub);
+      return Promise.resolve();
+    }
     unsettled.add(pub);
     pub.writing ??= (async () => {
       try {
@@ -382,11 +388,12 @@ async function readPublishedKeys(db: Db): Promise<{ keys: JWK[]; newest: Date }>
   const rows = await db
     .select({ publicJwk: signingKeys.publicJwk, createdAt: signingKeys.createdAt })
     .from(signingKeys)
-    // A key retired by an instance of a version before publish_until: a day, as then at least.
+    // At least a day after retirement whatever publish_until says: an instance of a version before
+    // publish_until retires a key without raising it (greatest() ignores a null).
     .where(
       or(
         isNull(signingKeys.retiredAt),
-        sql`coalesce(${signingKeys.publishUntil}, ${signingKeys.retiredAt} + interval '1 day') > now()`,
+        sql`greatest(${signingKeys.publishUntil}, ${signingKeys.retiredAt} + interval '1 day') > now()`,
       ),
     )
     .orderBy(sql`${signingKeys.retiredAt} desc nulls first`);
