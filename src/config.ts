@@ -13,7 +13,7 @@ const validity = z.coerce
   .refine((v) => v !== 0, "must not be 0 (use a negative value for tokens that never expire)");
 
 /** setTimeout's longest delay: a longer interval would fire at once (Node sets it to 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Ten years, the longest validity the service gives: no duration setting needs more. */
 const MAX_DURATION_SECONDS = 10 * 365 * 86400;
 /** A timer's period or delay (ms). */
@@ -21,11 +21,8 @@ const milliseconds = (min: number) => z.coerce.number().int().min(min).max(MAX_T
 /** A duration in seconds, at most ten years (larger ones overflow the database's timestamps). */
 const seconds = (min: number) => z.coerce.number().int().min(min).max(MAX_DURATION_SECONDS);
 
-/** TOKEN_ENCRYPTION_KEYS: each key id once (a repeated id would open ciphertext with the wrong key). */
-const distinctKeyIds = (value: string | undefined) => {
-  const ids = (value ?? "").split(",").map((entry) => entry.split(":")[0]);
-  return new Set(ids).size === ids.length;
-};
+/** The key ids TOKEN_ENCRYPTION_KEYS lists, in order. */
+const keyIdsOf = (value: string | undefined) => (value ?? "").split(",").map((entry) => entry.split(":")[0]);
 
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
@@ -49,9 +46,10 @@ const schema = z.object({
       "must be id:hex64[,id:hex64...] (AES-256 keys, the first one current)",
     )
     .optional()
-    .refine(distinctKeyIds, "must not repeat a key id")
+    // A repeated id would open ciphertext with the wrong key.
+    .refine((value) => new Set(keyIdsOf(value)).size === keyIdsOf(value).length, "must not repeat a key id")
     .refine(
-      (value) => !(value ?? "").split(",").some((entry) => entry.startsWith("generated:")),
+      (value) => !keyIdsOf(value).includes("generated"),
       'must not use the key id "generated" (the key generated on first start has it)',
     ),
   JWT_SIGNING_ALG: z.enum(["RS256", "ES256", "PS256", "EdDSA"]).default("RS256"),

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, lt, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
+import { MAX_TIMER_MS } from "../config.js";
 import { accessTokens, applications, TOKEN_EVENT_TYPES, tokenEvents } from "../db/schema/index.js";
 import type { Channel } from "../events/channel.js";
 import type { EventHub } from "../events/hub.js";
@@ -96,9 +97,6 @@ export function streamTokenEvents(
 ): LiveStream<TokenEventRecord> {
   return new TokenEventStream(deps, hub, auth, args, onOverflow);
 }
-
-/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class TokenEventStream extends LiveSource<TokenEventRecord> {
   private channel: Channel<TokenEventRecord> | undefined;

@@ -59,7 +59,7 @@ export interface EventBus {
 interface Heartbeat {
   readonly hb: string;
   /** When the beat was sent (the sender's performance.now(): only the sender reads it). */
-  readonly at?: number;
+  readonly at: number;
   readonly sync?: number;
 }
 
@@ -116,7 +116,7 @@ export function createEventBus(database: Database, log: Logger, heartbeatMs: num
     }
     if ("hb" in message) {
       if (message.hb === instance) {
-        lastBeat = Math.max(lastBeat, Math.min(message.at ?? 0, performance.now()));
+        lastBeat = Math.max(lastBeat, message.at);
         setConnected(true);
         if (message.sync !== undefined) {
           waiting.get(message.sync)?.();
