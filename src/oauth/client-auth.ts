@@ -24,7 +24,8 @@ function basicCredentials(header: string): { clientId: string; secret: string } 
 
 /**
  * Authenticates the calling client by HTTP Basic or by client_id/client_secret in the body
- * (exactly one method, §2.3), with failures rate-limited per client id and per source address.
+ * (exactly one method, §2.3), with failures rate-limited per client id from a source address and
+ * per source address.
  */
 export async function authenticateRequestClient(deps: Deps, call: OAuthCall): Promise<AuthenticatedClient> {
   const { form } = call;
@@ -51,7 +52,11 @@ export async function authenticateRequestClient(deps: Deps, call: OAuthCall): Pr
       "the client_id parameter names another client than the Basic credentials",
     );
   }
-  const principal = `client:${credentials.clientId}`;
+  // Counted per client id *and source*: a consumer secret is a minted 256-bit value that no
+  // number of guesses finds, so a lock on the client id alone would protect nothing and would let
+  // anyone who knows an id (ids travel in logs and gateway configurations) lock its client out
+  // everywhere with a few bad requests. The per-source limit still stops a guessing source.
+  const principal = `client:${credentials.clientId}@${call.ip}`;
   await deps.limiter.check(principal, call.ip);
   const client = await authenticateClient(deps, credentials.clientId, credentials.secret);
   if (!client) {

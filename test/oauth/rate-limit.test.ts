@@ -47,7 +47,7 @@ const asClient = (c: TestClient, clientId: string): TestClient => ({
   clientId,
 });
 
-describe("with AUTH_FAILURE_LIMIT=3 (per client id and per username)", () => {
+describe("with AUTH_FAILURE_LIMIT=3 (per client id and source, and per username)", () => {
   let t: TestApp;
   let world: World;
   beforeAll(async () => {
@@ -56,7 +56,7 @@ describe("with AUTH_FAILURE_LIMIT=3 (per client id and per username)", () => {
   });
   afterAll(() => t.stop());
 
-  describe("failed client authentication, per client id", () => {
+  describe("failed client authentication, per client id from one source", () => {
     let c: TestClient;
     let other: TestClient;
     beforeAll(async () => {
@@ -64,7 +64,7 @@ describe("with AUTH_FAILURE_LIMIT=3 (per client id and per username)", () => {
       other = await newClient(world);
     });
 
-    it("refuses the 4th attempt with 429, and then the right secret too, on every endpoint", async () => {
+    it("refuses the 4th attempt from the source with 429, and then the right secret too, on every endpoint", async () => {
       const wrong = withSecret(c, other.secret);
       for (let i = 0; i < 3; i++) {
         expect(await wire(await clientCredentialsRequest(world, wrong))).toEqual(INVALID_CLIENT_BASIC);
@@ -242,5 +242,37 @@ describe("the source of a request behind proxies (AUTH_FAILURE_LIMIT_PER_SOURCE=
     await expect(startOAuthApp({ TRUST_PROXY: "loopback, proxy.example.com" })).rejects.toThrow(
       /TRUST_PROXY: must list addresses, CIDR ranges, loopback, linklocal or uniquelocal/,
     );
+  });
+});
+
+describe("a client's failures from one source (TRUST_PROXY=loopback, AUTH_FAILURE_LIMIT=3)", () => {
+  let t: TestApp;
+  let world: World;
+  let c: TestClient;
+  beforeAll(async () => {
+    t = await startOAuthApp({
+      AUTH_FAILURE_LIMIT: "3",
+      AUTH_FAILURE_LIMIT_PER_SOURCE: "100",
+      TRUST_PROXY: "loopback",
+    });
+    world = await createWorld(t);
+    c = await newClient(world);
+  });
+  afterAll(() => t.stop());
+
+  it("lock that source out of the client, and leave the client working from its own address", async () => {
+    // Someone who learnt the client id fails its secret from 203.0.113.7 until that source is refused…
+    const guess = withSecret(c, "not-the-secret");
+    for (let i = 0; i < 3; i++) {
+      expect(await wire(await forwardedGrant(t, guess, "203.0.113.7"))).toEqual(INVALID_CLIENT_BASIC);
+    }
+    expectLimited(await wire(await forwardedGrant(t, guess, "203.0.113.7")));
+    expectLimited(await wire(await forwardedGrant(t, c, "203.0.113.7", true)));
+    // …while the client itself, calling from its own address, is not locked out (both ways in).
+    expect((await forwardedGrant(t, c, "198.51.100.30")).status).toBe(200);
+    expect((await forwardedGrant(t, c, "198.51.100.30", true)).status).toBe(200);
+    // Its own failures count apart from the other source's.
+    expect(await wire(await forwardedGrant(t, guess, "198.51.100.30"))).toEqual(INVALID_CLIENT_BASIC);
+    expect((await forwardedGrant(t, c, "198.51.100.30")).status).toBe(200);
   });
 });
