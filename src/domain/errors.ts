@@ -97,3 +97,17 @@ export class RateLimitedError extends DomainError {
     super(`too many failed attempts: retry after ${retryAfter} seconds`);
   }
 }
+
+/**
+ * The operation needs a lock that other work holds right now; nothing was changed. Retry after
+ * `retryAfter` seconds.
+ */
+export class BusyError extends DomainError {
+  readonly code = "BUSY";
+  constructor(
+    message: string,
+    readonly retryAfter: number,
+  ) {
+    super(message);
+  }
+}

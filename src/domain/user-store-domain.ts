@@ -2,7 +2,7 @@ import { asc, sql } from "drizzle-orm";
 import { z } from "zod";
 import { userStoreDomains } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
-import { AlreadyExistsError, ValidationError } from "./errors.js";
+import { AlreadyExistsError, BusyError, ValidationError } from "./errors.js";
 import { isUniqueViolation, parseInput, sqlState } from "./validation.js";
 import { type Auth, requireAdmin } from "./viewer.js";
 
@@ -16,20 +16,44 @@ const DomainInput = z.object({
 });
 
 /**
+ * Adding a partition locks access_tokens exclusively. Queued behind a long transaction on the
+ * table (a report, a large revocation), that lock request would hold up every token read and
+ * write behind it for as long as the transaction lasts; instead the DDL gives way after
+ * LOCK_WAIT_MS (traffic stalls at most that long), pauses, tries again, and after ATTEMPTS
+ * answers BusyError with nothing changed.
+ */
+export const PARTITION_LOCK = { waitMs: 500, attempts: 4, pauseMs: 250 } as const;
+/** lock_not_available: lock_timeout ran out. */
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/**
  * Admin: adds a user store domain and its own access token partition (the seeds' user token
  * partitioning), in one transaction. The name is validated above, so it is safe in DDL.
  */
 export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.input<typeof DomainInput>) {
   requireAdmin(auth);
   const { name } = parseInput(DomainInput, input);
+  const { waitMs, attempts, pauseMs } = PARTITION_LOCK;
   try {
-    return await deps.db.transaction(async (tx) => {
-      const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
-      await tx.execute(
-        sql.raw(`create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`),
-      );
-      return domain!;
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await deps.db.transaction(async (tx) => {
+          await tx.execute(sql.raw(`set local lock_timeout = ${waitMs}`));
+          const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
+          await tx.execute(
+            sql.raw(`create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`),
+          );
+          return domain!;
+        });
+      } catch (error) {
+        if (sqlState(error) !== LOCK_NOT_AVAILABLE) throw error;
+        if (attempt === attempts) {
+          deps.log.warn({ domain: name, attempts }, "user store domain not added: access_tokens stayed locked");
+          throw new BusyError("the token table is busy with other work: no domain was added, retry shortly", 5);
+        }
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+    }
   } catch (error) {
     if (isUniqueViolation(error)) throw new AlreadyExistsError("UserStoreDomain", "name");
     // The domain is new, but its partition's name is taken by another relation (DEFAULT names

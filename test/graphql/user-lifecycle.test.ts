@@ -1,4 +1,5 @@
 import { gql } from "graphql-request";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { CREATE_USER, createSubscriber, LOGIN, loginAdmin } from "../support/graphql.js";
@@ -24,6 +25,7 @@ const CREATE_DOMAIN = gql`
       __typename
       ... on CreateUserStoreDomainPayload { domain { name partition } }
       ... on ValidationError { field }
+      ... on BusyError { retryAfter }
       ... on Error { code message }
     }
   }
@@ -170,6 +172,48 @@ describe("user store domains", () => {
     const denied = await t.client(kim.token).request<any>(CREATE_DOMAIN, { name: "MINE" });
     expect(denied.createUserStoreDomain).toMatchObject({ __typename: "ForbiddenError" });
   });
+
+  it.runIf(process.env.DATABASE_URL !== undefined)(
+    "give way to a long transaction on the token table (PostgreSQL): BusyError, nothing added, and tokens keep being issued meanwhile",
+    async () => {
+      const mia = await createSubscriber(t, admin, "mia");
+      // Another session reads access_tokens and keeps its transaction open (a report, a slow export).
+      const other = postgres(t.databaseUrl as string, { max: 1, onnotice: () => {} });
+      const session = await other.reserve();
+      try {
+        await session`begin`;
+        await session`select count(*) from access_tokens`;
+        const adding = t.client(admin).request<any>(CREATE_DOMAIN, { name: "BLOCKED" });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // The DDL is queued for its lock now; a login (a token insert) behind it still completes
+        // while the other transaction is open: the DDL gave way instead of holding it up.
+        const { login } = await t.client().request<any>(LOGIN, {
+          input: { username: "mia", password: mia.password },
+        });
+        expect(login.__typename).toBe("LoginPayload");
+        expect((await adding).createUserStoreDomain).toEqual({
+          __typename: "BusyError",
+          retryAfter: 5,
+          code: "BUSY",
+          message: "the token table is busy with other work: no domain was added, retry shortly",
+        });
+        const [row] = await t.app.deps.database.raw<{ domains: number; partition: string | null }>(
+          "select (select count(*)::int from user_store_domains where name = 'BLOCKED') as domains, to_regclass('access_tokens_blocked')::text as partition",
+        );
+        expect(row).toEqual({ domains: 0, partition: null });
+      } finally {
+        await session`rollback`;
+        session.release();
+        await other.end();
+      }
+      // Once the other work is over, the same name is added.
+      const added = await t.client(admin).request<any>(CREATE_DOMAIN, { name: "BLOCKED" });
+      expect(added.createUserStoreDomain).toEqual({
+        __typename: "CreateUserStoreDomainPayload",
+        domain: { name: "BLOCKED", partition: "access_tokens_blocked" },
+      });
+    },
+  );
 });
 
 describe("role changes", () => {

@@ -1,5 +1,6 @@
 import {
   AlreadyExistsError,
+  BusyError,
   type DomainError,
   ForbiddenError,
   InvalidCredentialsError,
@@ -68,6 +69,14 @@ builder.objectType(RateLimitedError, {
   description: "Too many failed credential checks: retry after `retryAfter` seconds.",
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof RateLimitedError,
+  fields: (t) => ({ retryAfter: t.exposeInt("retryAfter") }),
+});
+
+builder.objectType(BusyError, {
+  name: "BusyError",
+  description: "Other work holds what the operation needs; nothing was changed: retry after `retryAfter` seconds.",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof BusyError,
   fields: (t) => ({ retryAfter: t.exposeInt("retryAfter") }),
 });
 

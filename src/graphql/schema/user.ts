@@ -1,5 +1,6 @@
 import type { Role, UserRow } from "../../db/schema/index.js";
 import {
+  BusyError,
   ForbiddenError,
   InvalidCredentialsError,
   InvalidGrantError,
@@ -201,8 +202,9 @@ builder.mutationFields((t) => ({
   }),
   createUserStoreDomain: t.field({
     type: CreateUserStoreDomainPayload,
-    description: "Admin: adds a user store domain and its token partition.",
-    errors: { types: ADMIN_ONLY_CREATE },
+    description:
+      "Admin: adds a user store domain and its token partition. BusyError when long-running work on the token table kept the partition from being added (retry).",
+    errors: { types: [...ADMIN_ONLY_CREATE, BusyError] },
     args: { input: t.arg({ type: CreateUserStoreDomainInput, required: true }) },
     resolve: (_root, { input }, ctx) => createUserStoreDomain(ctx.deps, ctx.auth, input),
   }),
