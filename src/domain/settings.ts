@@ -91,19 +91,25 @@ export function checkValidity(
 }
 
 /**
- * The validity a token actually gets at issue time: the key's (or the default) capped by the
- * current settings, so that tightening the settings applies to every later token.
+ * The validity a token actually gets at issue time: the key's own (or else the default for its
+ * kind, `defaultValidity`) capped by the current settings, so that tightening the settings
+ * applies to every later token.
  */
 export function effectiveValidity(
   settings: TokenSettings,
-  validity: number,
+  own: number | null,
+  defaultValidity: number,
   options: { jwt?: boolean } = {},
 ): number {
+  const validity = own ?? defaultValidity;
   const max = settings.maxValidity ?? MAX_SECONDS;
   if (validity < 0 && settings.allowNeverExpiring && !options.jwt) return -1;
   // A JWT must expire (RFC 9068): a never-expiring default becomes one day, within the time
   // retired signing keys stay published.
-  if (validity < 0) return options.jwt ? Math.min(JWT_FALLBACK_VALIDITY, max) : max;
+  if (validity < 0 && options.jwt) return Math.min(JWT_FALLBACK_VALIDITY, max);
+  // A key set to never expire before an admin disallowed it: the longest an admin allows (the
+  // cap), or with no cap the default, not ten years (which would be never-expiring in all but name).
+  if (validity < 0) return settings.maxValidity ?? (defaultValidity > 0 ? defaultValidity : MAX_SECONDS);
   return Math.min(validity, max);
 }
 

@@ -30,7 +30,6 @@ import {
 } from "../support/keys.js";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const MAX_SECONDS = 10 * 365 * 86400;
 
 interface Subscriber {
   id: string;
@@ -582,8 +581,14 @@ describe("token settings", () => {
     ).toEqual(refused);
     expect(await regenerateToken(s, owner.token, { ...never.ref, validityPeriod: -1 })).toEqual(refused);
     expect(await setValidityPeriod(s, owner.token, { ...never.ref, validityPeriod: -1 })).toEqual(refused);
-    // A key set to never expire before the change now gets tokens that do expire (at the cap).
-    expect(lifetime((await mustRegenerateToken(s, owner.token, never.ref)).token.token)).toBe(MAX_SECONDS);
+    // A key set to never expire before the change now gets tokens that expire: with no cap, at
+    // the default validity (not at ten years)…
+    expect(lifetime((await mustRegenerateToken(s, owner.token, never.ref)).token.token)).toBe(3600);
+    // …and under a cap, at the cap, the longest the admin allows.
+    expect(await updateTokenSettings(s, admin, { maxValidity: 172_800 })).toMatchObject({
+      settings: { maxValidity: 172_800 },
+    });
+    expect(lifetime((await mustRegenerateToken(s, owner.token, never.ref)).token.token)).toBe(172_800);
     // Nor may a default be negative.
     expect(await updateTokenSettings(s, admin, { applicationValidity: -1 })).toEqual(
       invalid("applicationValidity", "applicationValidity: never-expiring tokens are not allowed"),

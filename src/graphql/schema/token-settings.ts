@@ -12,7 +12,10 @@ const TokenSettingsRef = builder.objectRef<TokenSettings>("TokenSettings").imple
       nullable: true,
       description: "Caps every validity period; null = no cap.",
     }),
-    allowNeverExpiring: t.exposeBoolean("allowNeverExpiring"),
+    allowNeverExpiring: t.exposeBoolean("allowNeverExpiring", {
+      description:
+        "Whether a validity may be negative (never expires). Once false, a key set to never expire earlier issues tokens of maxValidity, or with no maximum of the default validity.",
+    }),
   }),
 });
 
