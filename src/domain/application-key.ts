@@ -323,7 +323,9 @@ interface ApplicationTokenInput {
 export function prepareApplicationToken(deps: Deps, input: ApplicationTokenInput): Promise<PreparedToken> {
   const { app, key, settings } = input;
   const jwt = app.tokenFormat === "JWT";
-  const validity = effectiveValidity(settings, key.validityPeriod ?? null, settings.applicationValidity, { jwt });
+  const validity = effectiveValidity(settings, key.validityPeriod ?? null, settings.applicationValidity, {
+    jwt,
+  });
   const issuedAt = new Date();
   return prepareAccessToken(deps, {
     kind: "APPLICATION",

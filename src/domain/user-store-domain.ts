@@ -41,15 +41,23 @@ export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.inp
           await tx.execute(sql.raw(`set local lock_timeout = ${waitMs}`));
           const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
           await tx.execute(
-            sql.raw(`create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`),
+            sql.raw(
+              `create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`,
+            ),
           );
           return domain!;
         });
       } catch (error) {
         if (sqlState(error) !== LOCK_NOT_AVAILABLE) throw error;
         if (attempt === attempts) {
-          deps.log.warn({ domain: name, attempts }, "user store domain not added: access_tokens stayed locked");
-          throw new BusyError("the token table is busy with other work: no domain was added, retry shortly", 5);
+          deps.log.warn(
+            { domain: name, attempts },
+            "user store domain not added: access_tokens stayed locked",
+          );
+          throw new BusyError(
+            "the token table is busy with other work: no domain was added, retry shortly",
+            5,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }

@@ -51,7 +51,9 @@ export async function issueUserTokens(tx: Tx, deps: Deps, input: IssueUserTokens
         scopes: input.scopes,
       })))
     : null;
-  const validity = effectiveValidity(settings, client?.key.validityPeriod ?? null, settings.userValidity, { jwt });
+  const validity = effectiveValidity(settings, client?.key.validityPeriod ?? null, settings.userValidity, {
+    jwt,
+  });
   const { value, token } = await issueAccessToken(tx, deps, {
     kind: "USER",
     format: jwt ? "JWT" : "OPAQUE",

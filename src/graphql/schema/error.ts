@@ -74,7 +74,8 @@ builder.objectType(RateLimitedError, {
 
 builder.objectType(BusyError, {
   name: "BusyError",
-  description: "Other work holds what the operation needs; nothing was changed: retry after `retryAfter` seconds.",
+  description:
+    "Other work holds what the operation needs; nothing was changed: retry after `retryAfter` seconds.",
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof BusyError,
   fields: (t) => ({ retryAfter: t.exposeInt("retryAfter") }),
