@@ -8,7 +8,7 @@ import {
   UnauthorizedClientError,
   ValidationError,
 } from "./errors.js";
-import { verifyUserCredentials } from "./login.js";
+import { confirmVerifiedUser, verifyUserCredentials } from "./login.js";
 import { currentTokenSettings, getTokenSettings } from "./settings.js";
 import { issueUserTokens, type UserTokens } from "./user-token.js";
 
@@ -72,26 +72,28 @@ export async function grantPassword(
 ): Promise<UserTokens> {
   requireGrantAllowed(client, "password");
   const scopes = narrowScopes(scope, client.key.scopes);
-  let user: Awaited<ReturnType<typeof verifyUserCredentials>>;
+  // RFC 6749 §5.2: invalid resource owner credentials are invalid_grant, and so are ones too
+  // long to be anyone's (the parameters are there: the endpoint checked that).
+  const invalidGrant = () => new InvalidGrantError(new InvalidCredentialsError().message);
+  let verified: Awaited<ReturnType<typeof verifyUserCredentials>>;
   try {
-    user = await verifyUserCredentials(deps, credentials, source);
+    verified = await verifyUserCredentials(deps, credentials, source);
   } catch (error) {
-    // RFC 6749 §5.2: invalid resource owner credentials are invalid_grant, and so are ones too
-    // long to be anyone's (the parameters are there: the endpoint checked that).
-    if (error instanceof InvalidCredentialsError || error instanceof ValidationError) {
-      throw new InvalidGrantError(new InvalidCredentialsError().message);
-    }
+    if (error instanceof InvalidCredentialsError || error instanceof ValidationError) throw invalidGrant();
     throw error;
   }
   if (client.app.tokenFormat === "JWT") await deps.signer.ready();
-  return deps.db.transaction(async (tx) =>
-    issueUserTokens(tx, deps, {
+  return deps.db.transaction(async (tx) => {
+    const user = await confirmVerifiedUser(tx, verified).catch((error: unknown) => {
+      throw error instanceof InvalidCredentialsError ? invalidGrant() : error;
+    });
+    return issueUserTokens(tx, deps, {
       user,
       settings: await getTokenSettings(tx),
       client,
       scopes,
       withRefreshToken: client.key.grantTypes.includes("refresh_token"),
       reason: "CLIENT_REQUEST",
-    }),
-  );
+    });
+  });
 }

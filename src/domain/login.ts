@@ -1,4 +1,5 @@
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import type { Tx } from "../db/client.js";
 import { z } from "zod";
 import { type UserRow, users } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
@@ -36,6 +37,21 @@ export async function verifyUserCredentials(
 }
 
 /**
+ * The user `verifyUserCredentials` accepted, read again under a share lock inside the transaction
+ * that issues its tokens. The password check ran outside it (scrypt takes tens of milliseconds):
+ * a password reset, a disable or a deletion that committed meanwhile refuses the login here,
+ * as if it had come first; one that comes after waits for the lock and then revokes what this
+ * transaction issued. Without it, a login in flight during a reset kept a working session.
+ */
+export async function confirmVerifiedUser(tx: Tx, verified: UserRow): Promise<UserRow> {
+  const [current] = await tx.select().from(users).where(eq(users.id, verified.id)).for("share");
+  if (!current || current.disabledAt || current.passwordHash !== verified.passwordHash) {
+    throw new InvalidCredentialsError();
+  }
+  return current;
+}
+
+/**
  * The Login API: a user access token and refresh token for the built-in console client.
  */
 export async function login(
@@ -43,10 +59,10 @@ export async function login(
   input: { username: string; password: string },
   source: string,
 ): Promise<UserTokens & { refreshToken: string }> {
-  const user = await verifyUserCredentials(deps, input, source);
+  const verified = await verifyUserCredentials(deps, input, source);
   return deps.db.transaction(async (tx) => {
     const issued = await issueUserTokens(tx, deps, {
-      user,
+      user: await confirmVerifiedUser(tx, verified),
       settings: await getTokenSettings(tx),
       scopes: [],
       withRefreshToken: true,

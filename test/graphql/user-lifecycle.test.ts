@@ -1,7 +1,7 @@
 import { gql } from "graphql-request";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../support/app.js";
+import { startTestApp, statementSent, type TestApp, USER_BY_NAME } from "../support/app.js";
 import { CREATE_USER, createSubscriber, LOGIN, loginAdmin } from "../support/graphql.js";
 
 const ME = gql`{ me { __typename ... on User { username } ... on Error { code } } }`;
@@ -214,6 +214,58 @@ describe("user store domains", () => {
       });
     },
   );
+});
+
+describe("a login in flight", () => {
+  /**
+   * Starts a login and resolves once its password check has read the user (the statement is
+   * sent; the scrypt that follows takes tens of milliseconds), so that what the test does next
+   * lands between the check and the issue of the tokens.
+   */
+  async function loginPastItsRead(username: string, password: string) {
+    t.resetStatements();
+    const login = t.client().request<any>(LOGIN, { input: { username, password } });
+    await statementSent(t, USER_BY_NAME);
+    // Wrapped: an async function returning the promise itself would wait for it.
+    return { login };
+  }
+  const tokensOf = async (userId: string) =>
+    (
+      await t.app.deps.database.raw<{ n: number }>(
+        "select count(*)::int as n from access_tokens where user_id = $1 and revoked_at is null",
+        [userId],
+      )
+    )[0]?.n;
+
+  it("is refused when the password changed after its check: no session outlives the reset", async () => {
+    const nina = await createSubscriber(t, admin, "nina");
+    await t.app.deps.database.raw("update access_tokens set revoked_at = now() where user_id = $1", [
+      nina.id,
+    ]);
+    const { login } = await loginPastItsRead("nina", nina.password);
+    // The reset's write (its hash made beforehand), committed while the login runs its scrypt.
+    await t.app.deps.database.raw(
+      "update users set password_hash = 'scrypt$32768$8$1$c2FsdA$aGFzaA', password_changed_at = now() where id = $1",
+      [nina.id],
+    );
+    expect((await login).login).toEqual({
+      __typename: "InvalidCredentialsError",
+      code: "INVALID_CREDENTIALS",
+      message: "invalid username or password",
+    });
+    expect(await tokensOf(nina.id)).toBe(0);
+  });
+
+  it("is refused, not a server error, when the user was deleted after its check", async () => {
+    const omar = await createSubscriber(t, admin, "omar");
+    const { login } = await loginPastItsRead("omar", omar.password);
+    await t.app.deps.database.raw("delete from users where id = $1", [omar.id]);
+    expect((await login).login).toEqual({
+      __typename: "InvalidCredentialsError",
+      code: "INVALID_CREDENTIALS",
+      message: "invalid username or password",
+    });
+  });
 });
 
 describe("role changes", () => {

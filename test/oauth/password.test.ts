@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { describe, expect, it } from "vitest";
+import { statementSent, USER_BY_NAME } from "../support/app.js";
 import {
   ACCESS_TOKEN,
   accessTokenRow,
@@ -150,6 +151,16 @@ describe("password grant (RFC 6749 §4.3, the Login API)", () => {
     expect(await wire(long)).toEqual(BAD_CREDENTIALS);
     const longName = await passwordRequest(f.world, f.c, { username: "u".repeat(65), password: "whatever1" });
     expect(await wire(longName)).toEqual(BAD_CREDENTIALS);
+  });
+
+  it("refuses a user deleted after the password check with invalid_grant, not a server error", async () => {
+    const gone = await newUser(f.t, f.world.adminToken);
+    f.t.resetStatements();
+    const grant = passwordRequest(f.world, f.c, { username: gone.username, password: gone.password });
+    // Between the check and the issue (the check's scrypt takes tens of milliseconds).
+    await statementSent(f.t, USER_BY_NAME);
+    await f.t.app.deps.database.raw("delete from users where username = $1", [gone.username]);
+    expect(await wire(await grant)).toEqual(BAD_CREDENTIALS);
   });
 
   it("refuses a disabled user with invalid_grant", async () => {

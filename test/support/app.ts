@@ -124,3 +124,18 @@ export async function startTestApp(options: StartOptions = {}): Promise<TestApp>
     },
   };
 }
+
+/**
+ * Resolves once the app has sent a statement matching `pattern` (since the last
+ * `resetStatements()`): lets a test act between two steps of a request in flight.
+ */
+export async function statementSent(t: TestApp, pattern: RegExp, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!t.statements.some((statement) => pattern.test(statement))) {
+    if (Date.now() > deadline) throw new Error(`no statement matching ${pattern} was sent`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/** The password check's read of the user, by username (verifyUserCredentials). */
+export const USER_BY_NAME = /lower\("users"\."username"\)/;
