@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
-import type { Tx } from "../db/client.js";
 import { z } from "zod";
+import type { Tx } from "../db/client.js";
 import { type UserRow, users } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { InvalidCredentialsError } from "./errors.js";
