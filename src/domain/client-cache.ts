@@ -1,5 +1,6 @@
 import { eq } from "drizzle-orm";
 import { LRUCache } from "lru-cache";
+import { readWithReconnect } from "../db/connection-loss.js";
 import { applicationKeys, applications, consumerSecrets, users } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 
@@ -39,19 +40,21 @@ export async function lookupClient(deps: Deps, secretId: string): Promise<Client
   const hit = connected ? cache.entries.get(secretId) : undefined;
   if (hit !== undefined) return hit || null;
   const epoch = cache.epoch;
-  const [row] = await deps.db
-    .select({
-      secret: consumerSecrets,
-      key: applicationKeys,
-      app: applications,
-      ownerDomain: users.userStoreDomain,
-      ownerDisabledAt: users.disabledAt,
-    })
-    .from(consumerSecrets)
-    .innerJoin(applicationKeys, eq(applicationKeys.id, consumerSecrets.keyId))
-    .innerJoin(applications, eq(applications.id, applicationKeys.applicationId))
-    .innerJoin(users, eq(users.id, applications.ownerId))
-    .where(eq(consumerSecrets.id, secretId));
+  const [row] = await readWithReconnect(deps.log, "client lookup", () =>
+    deps.db
+      .select({
+        secret: consumerSecrets,
+        key: applicationKeys,
+        app: applications,
+        ownerDomain: users.userStoreDomain,
+        ownerDisabledAt: users.disabledAt,
+      })
+      .from(consumerSecrets)
+      .innerJoin(applicationKeys, eq(applicationKeys.id, consumerSecrets.keyId))
+      .innerJoin(applications, eq(applications.id, applicationKeys.applicationId))
+      .innerJoin(users, eq(users.id, applications.ownerId))
+      .where(eq(consumerSecrets.id, secretId)),
+  );
   // A disabled owner is not cached: enabling it again sends no event.
   if (connected && epoch === cache.epoch && deps.bus.connected && !row?.ownerDisabledAt) {
     cache.entries.set(secretId, row ?? false);

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/client.js";
+import { readWithReconnect } from "../db/connection-loss.js";
 import type { AccessTokenRow, RefreshTokenFamilyRow, RefreshTokenRow } from "../db/schema/index.js";
 import { Batcher } from "./batcher.js";
 
@@ -220,9 +221,9 @@ export class TokenReader {
           : ids.a.length === 0
             ? [READ_REFRESH, [ids.r]]
             : [READ_BOTH, [ids.a, ids.r]];
-      this.onStatement?.(text);
-      const [result] = await this.database.prepared<{ rows: (Columns | null)[] }>(text, params, {
-        reader: true,
+      const [result] = await readWithReconnect(this.log, "token batch read", () => {
+        this.onStatement?.(text);
+        return this.database.prepared<{ rows: (Columns | null)[] }>(text, params, { reader: true });
       });
       const found = new Map<string, TokenRecord[]>();
       for (const [kind, record] of decode(result?.rows ?? [])) {

@@ -40,10 +40,13 @@ export function wireOf(answer: OAuthAnswer): WireResponse {
   };
 }
 
-/** The RFC error response of a failure; unexpected failures are logged and masked (server_error). */
+/**
+ * The RFC error response of a failure; unexpected failures (and a lost database connection, 503)
+ * are logged and masked.
+ */
 export function wireOfError(deps: Deps, error: unknown): WireResponse {
   const oauth = toOAuthError(error);
-  if (oauth.code === "server_error" && !(error instanceof OAuthError)) {
+  if (oauth.status >= 500 && !(error instanceof OAuthError)) {
     deps.log.error({ err: error }, "oauth endpoint failed");
   }
   return {

@@ -1,3 +1,4 @@
+import { isConnectionLoss } from "../db/connection-loss.js";
 import {
   DomainError,
   InvalidCredentialsError,
@@ -86,5 +87,16 @@ export function toOAuthError(error: unknown): OAuthError {
     return limited;
   }
   if (error instanceof DomainError) return new OAuthError("invalid_request", error.message);
+  // The database went away (a restart or failover): nothing is wrong with the request, and the
+  // driver is connecting again. 503 with Retry-After tells clients to try again.
+  if (isConnectionLoss(error)) {
+    const unavailable = new OAuthError(
+      "temporarily_unavailable",
+      "the service lost its database connection: retry shortly",
+      503,
+    );
+    unavailable.headers["retry-after"] = "1";
+    return unavailable;
+  }
   return new OAuthError("server_error", "the server could not process the request");
 }
