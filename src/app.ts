@@ -76,7 +76,13 @@ export function buildApp(options: BuildAppOptions): App {
         signer: createSigner(base),
         limiter: new FailureLimiter(config.authFailures),
         bus,
-        hub: new EventHub(bus, config.eventQueueLimit, metrics, (id) => readTokenEvent(database!.db, id)),
+        hub: new EventHub(
+          bus,
+          config.eventQueueLimit,
+          metrics,
+          (id) => readTokenEvent(database!.db, id),
+          log,
+        ),
         metrics,
         writer:
           database.driver === "postgres"

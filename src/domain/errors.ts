@@ -111,3 +111,15 @@ export class BusyError extends DomainError {
     super(message);
   }
 }
+
+/**
+ * A live event stream lost events it cannot make up for live (the event stream between instances
+ * was interrupted, or an event could not be read): resume with the last cursor seen, and the
+ * replay fills the gap.
+ */
+export class EventsInterruptedError extends DomainError {
+  readonly code = "EVENTS_INTERRUPTED";
+  constructor() {
+    super("live events were interrupted: subscribe again with the last id seen as `after`");
+  }
+}

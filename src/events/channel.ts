@@ -17,6 +17,8 @@ export class Channel<T> {
   /** True while the consumer handles an item (or awaits one): pushes queue behind it. */
   private busy = false;
   private closed = false;
+  /** What ended the channel, when `fail` did. */
+  private failure: { error: unknown } | undefined;
   private settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
 
   constructor(
@@ -47,7 +49,8 @@ export class Channel<T> {
       this.settle = { resolve, reject };
     });
     this.consumer = consume;
-    if (this.closed) this.settle?.resolve();
+    if (this.failure) this.settle?.reject(this.failure.error);
+    else if (this.closed) this.settle?.resolve();
     else {
       this.busy = true;
       this.drain();
@@ -101,7 +104,13 @@ export class Channel<T> {
     this.busy = false;
   }
 
-  private fail(error: unknown): void {
+  /**
+   * Ends the channel with `error`: `consume` rejects with it (at once, or when it is called, if
+   * the consumer has not started yet).
+   */
+  fail(error: unknown): void {
+    if (this.closed) return;
+    this.failure = { error };
     const settle = this.settle;
     this.settle = undefined;
     this.close();
