@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { TestApp } from "../support/app.js";
 import { startTestApp } from "../support/app.js";
-import { disposeCollectors, sleep, subscribeEvents, until } from "../support/events.js";
-import { createApiAs, createApplicationAs, loginAdmin, SUBSCRIBE } from "../support/graphql.js";
+import { disposeCollectors, sleep, subscribeEvents, until, wideApplication } from "../support/events.js";
+import { loginAdmin } from "../support/graphql.js";
 import { mustGenerateKeys, revokeTokens } from "../support/keys.js";
 
 let t: TestApp;
@@ -32,19 +32,7 @@ async function issue(clientId: string, secret: string, scope?: string) {
 
 describe("live token events", () => {
   it("arrive in id order when some are too large for NOTIFY and are read before they are handed on", async () => {
-    // 100 scopes of 90 characters: an event naming them all is over NOTIFY's 8000 bytes.
-    const scopes = Array.from(
-      { length: 100 },
-      (_, i) => `scope-${String(i).padStart(3, "0")}-${"x".repeat(80)}`,
-    );
-    const api = await createApiAs(t.client(admin), {
-      name: "wide",
-      context: "/wide",
-      version: "v1",
-      scopes: scopes.map((name) => ({ name })),
-    });
-    const app = await createApplicationAs(t.client(admin), { name: "wide" });
-    await t.client(admin).request(SUBSCRIBE, { input: { applicationId: app.id, apiId: api.id } });
+    const { scopes, app } = await wideApplication(t, admin);
     const keys = await mustGenerateKeys(t, admin, { applicationId: app.id, keyType: "PRODUCTION", scopes });
     for (let i = 0; i < 4; i++) {
       await issue(keys.consumerKey as string, keys.consumerSecret as string, scopes[0]); // a small event

@@ -1,7 +1,7 @@
 import { gql } from "graphql-request";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { disposeCollectors, sleep, subscribeEvents, until } from "../support/events.js";
+import { disposeCollectors, sleep, subscribeEvents, until, wideApplication } from "../support/events.js";
 import {
   createApiAs,
   createApplicationAs,
@@ -110,18 +110,7 @@ describe("tokenEvents subscription", () => {
 
 describe("events too large for NOTIFY", () => {
   it("are read from the log and still delivered live, with every scope", async () => {
-    const scopes = Array.from(
-      { length: 100 },
-      (_, i) => `scope-${String(i).padStart(3, "0")}-${"x".repeat(80)}`,
-    );
-    const api = await createApiAs(t.client(admin), {
-      name: "wide",
-      context: "/wide",
-      version: "v1",
-      scopes: scopes.map((name) => ({ name })),
-    });
-    const app = await createApplicationAs(t.client(admin), { name: "wide" });
-    await t.client(admin).request(SUBSCRIBE, { input: { applicationId: app.id, apiId: api.id } });
+    const { scopes, app } = await wideApplication(t, admin);
     const stream = await collect(admin, { filter: { types: ["ISSUED"], applicationId: app.id } });
     const { generateKeys } = await t.client(admin).request<any>(GENERATE, {
       input: { applicationId: app.id, keyType: "SANDBOX", scopes },

@@ -1,6 +1,7 @@
 import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
 import type { TestApp } from "./app.js";
+import { createApiAs, createApplicationAs, SUBSCRIBE } from "./graphql.js";
 
 /** Every field of `TokenEvent`, the snapshot of its token included. */
 export const EVENT_FIELDS =
@@ -207,4 +208,28 @@ export async function latestEventId(t: TestApp): Promise<string> {
     "select coalesce(max(id), 0)::text as id from token_events",
   );
   return row!.id;
+}
+
+/**
+ * An application (named `name`, created by `admin`) subscribed to an API of 100 scopes of 90
+ * characters: an event naming them all is over NOTIFY's 8000 bytes.
+ */
+export async function wideApplication(
+  t: TestApp,
+  admin: string,
+  name = "wide",
+): Promise<{ scopes: string[]; app: { id: string } }> {
+  const scopes = Array.from(
+    { length: 100 },
+    (_, i) => `scope-${String(i).padStart(3, "0")}-${"x".repeat(80)}`,
+  );
+  const api = await createApiAs(t.client(admin), {
+    name,
+    context: `/${name}`,
+    version: "v1",
+    scopes: scopes.map((scope) => ({ name: scope })),
+  });
+  const app = await createApplicationAs(t.client(admin), { name });
+  await t.client(admin).request(SUBSCRIBE, { input: { applicationId: app.id, apiId: api.id } });
+  return { scopes, app };
 }
