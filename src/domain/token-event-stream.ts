@@ -144,7 +144,12 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
     const visible = await visibility(this.deps, viewer);
     if (this.stopped) return;
     if (after !== undefined) {
-      const replayed = await replay(this.deps, after, async (event) => {
+      // Only what this stream could show (and the viewer's own token's events, which end it),
+      // chosen by the database: a resumption from far back reads no one else's events.
+      // (No condition at all, an admin without a filter: every event.)
+      const condition = eventCondition(this.deps, viewer, filter);
+      const shown = condition && or(eq(tokenEvents.tokenId, viewer.tokenId), condition);
+      const replayed = await replay(this.deps, after, shown, async (event) => {
         ensureSession(viewer, event);
         if (!this.stopped && matches(event, filter) && (await visible(event))) await this.emit(event);
         return !this.stopped;
@@ -190,10 +195,11 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
   }
 }
 
-/** Reads the log after `cursor` in id order, page by page, while `each` returns true. */
+/** Reads the log after `cursor` in id order (the events `where` admits), page by page, while `each` returns true. */
 async function replay(
   deps: Deps,
   cursor: bigint,
+  where: SQL | undefined,
   each: (event: TokenEventRecord) => Promise<boolean>,
 ): Promise<Set<string>> {
   const replayed = new Set<string>();
@@ -201,7 +207,7 @@ async function replay(
     const page = await deps.db
       .select()
       .from(tokenEvents)
-      .where(gt(tokenEvents.id, cursor))
+      .where(and(gt(tokenEvents.id, cursor), where))
       .orderBy(asc(tokenEvents.id))
       .limit(REPLAY_PAGE);
     for (const row of page) {

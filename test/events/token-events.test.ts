@@ -1,7 +1,14 @@
 import { gql } from "graphql-request";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { disposeCollectors, sleep, subscribeEvents, until, wideApplication } from "../support/events.js";
+import {
+  disposeCollectors,
+  latestEventId,
+  sleep,
+  subscribeEvents,
+  until,
+  wideApplication,
+} from "../support/events.js";
 import {
   createApiAs,
   createApplicationAs,
@@ -87,6 +94,30 @@ describe("tokenEvents subscription", () => {
     await until(() => resumed.events.length === missed.length + 1);
     expect(resumed.events.at(-1)).toMatchObject({ type: "ISSUED", reason: "LOGIN" });
     expect(new Set(resumed.events.map((e) => e.id)).size).toBe(resumed.events.length);
+  });
+
+  it("replays a subscriber only its own events, chosen by the database, not the whole log", async () => {
+    const reader = await createSubscriber(t, admin, "replay-reader");
+    const cursor = await latestEventId(t);
+    const { app } = await applicationWithKeys(reader.token, "replayed-mine");
+    // 600 events of another application (more than a replay page), written straight to the log.
+    await t.app.deps.database.raw(
+      "insert into token_events (type, token_id, application_id, token_kind) select 'ISSUED', gen_random_uuid(), gen_random_uuid(), 'APPLICATION' from generate_series(1, 600)",
+    );
+    const mine = await t.app.deps.database.raw<{ id: string }>(
+      "select id::text from token_events where id > $1 and (application_id = $2 or user_id = $3) order by token_events.id",
+      [cursor, app.id, reader.id],
+    );
+    expect(mine.length).toBeGreaterThanOrEqual(2);
+    t.resetStatements();
+    const resumed = await collect(reader.token, { after: cursor });
+    await until(() => resumed.events.length >= mine.length);
+    await sleep(100);
+    expect(resumed.events.map((e) => e.id)).toEqual(mine.map((r) => r.id));
+    // One page read the subscriber's events: the others were never read (500 a page).
+    expect(
+      t.statements.filter((q) => /from "token_events" where \(?"token_events"\."id" >/.test(q)),
+    ).toHaveLength(1);
   });
 
   it("shows a subscriber only its own applications' and its own events", async () => {
