@@ -1,30 +1,45 @@
 import type { Logger } from "pino";
 
-/** Connection-level failures as the drivers report them (Node's socket errors, postgres.js's own). */
-const SOCKET_CODES = new Set([
-  "ECONNRESET",
-  "EPIPE",
+/** A connection that broke under the driver (Node's socket errors, postgres.js's own). */
+const LOST_CODES = new Set(["ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "CONNECTION_DESTROYED"]);
+/** A connection that could not be made (the server down, unreachable, or not answering). */
+const UNREACHABLE_CODES = new Set([
   "ECONNREFUSED",
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
 ]);
+
+/** The first string `code` among an error and its causes (drizzle wraps the driver's error). */
+function codesOf(error: unknown): string[] {
+  const codes: string[] = [];
+  let e: unknown = error;
+  for (let depth = 0; e && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}
 
 /**
  * True for an error that says the connection to the database was lost, not that the statement
  * failed: the server shut the backend down (57P01-57P03: a restart or failover), a connection
- * exception (class 08), or the socket closed under the driver. Drizzle wraps the driver's error:
- * its causes are looked at too.
+ * exception (class 08), or the socket closed under the driver. Such a read may be run again at once.
  */
 export function isConnectionLoss(error: unknown): boolean {
-  let e: unknown = error;
-  for (let depth = 0; e && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && (SOCKET_CODES.has(code) || /^(57P0[123]|08[0-9A-Z]{3})$/.test(code))) {
-      return true;
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return codesOf(error).some((code) => LOST_CODES.has(code) || /^(57P0[123]|08[0-9A-Z]{3})$/.test(code));
+}
+
+/**
+ * True when the database cannot be used right now: a lost connection, or one that could not be
+ * made (refused, timed out, unreachable). Nothing is wrong with the request: 503, not 500.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return isConnectionLoss(error) || codesOf(error).some((code) => UNREACHABLE_CODES.has(code));
 }
 
 /** Tries of a read whose connection was lost: each may land on another connection the server closed. */

@@ -4,9 +4,10 @@ import { RateLimitedError } from "./errors.js";
 
 /**
  * Limits failed credential checks (client secrets, passwords) per principal (a username, or a
- * client id from one source address: see authenticateRequestClient) and per source address. Only failures count, so a working client is never slowed;
- * once a limit is reached every attempt is refused until the window passes, right or wrong, so
- * guessing cannot continue. Per instance: N instances allow at most N times the limit.
+ * client id from one source address: see authenticateRequestClient) and per source address.
+ * Only failures count, so a working client is never slowed; once a limit is reached every attempt
+ * is refused until the window passes, right or wrong, so guessing cannot continue. Per instance:
+ * N instances allow at most N times the limit.
  */
 export class FailureLimiter {
   private readonly perPrincipal: RateLimiterMemory;

@@ -143,20 +143,29 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
     if (left !== null) TokenEventStream.endSessionAt(this, performance.now() + left);
     const visible = await visibility(this.deps, viewer);
     if (this.stopped) return;
+    /** The last id the replay read: live events up to it were replayed or are not shown. */
+    let replayedUpTo: bigint | undefined;
     if (after !== undefined) {
       // Only what this stream could show (and the viewer's own token's events, which end it),
       // chosen by the database: a resumption from far back reads no one else's events.
       // (No condition at all, an admin without a filter: every event.)
       const condition = eventCondition(this.deps, viewer, filter);
       const shown = condition && or(eq(tokenEvents.tokenId, viewer.tokenId), condition);
-      const replayed = await replay(this.deps, after, shown, async (event) => {
+      replayedUpTo = await replay(this.deps, after, shown, async (event) => {
         ensureSession(viewer, event);
         if (!this.stopped && matches(event, filter) && (await visible(event))) await this.emit(event);
         return !this.stopped;
       });
-      channel.discard((event) => replayed.has(event.id));
+      const upTo = replayedUpTo;
+      if (upTo !== undefined) channel.discard((event) => BigInt(event.id) <= upTo);
     }
     await channel.consume((event) => {
+      // The hub hands events on in id order: one the replay covered (its notice came after the
+      // discard above) is dropped, and once past the replay, no more checks.
+      if (replayedUpTo !== undefined) {
+        if (BigInt(event.id) <= replayedUpTo) return;
+        replayedUpTo = undefined;
+      }
       ensureSession(viewer, event);
       if (!matches(event, filter)) return;
       const mine = visible(event);
@@ -195,14 +204,17 @@ class TokenEventStream extends LiveSource<TokenEventRecord> {
   }
 }
 
-/** Reads the log after `cursor` in id order (the events `where` admits), page by page, while `each` returns true. */
+/**
+ * Reads the log after `cursor` in id order (the events `where` admits), page by page, while
+ * `each` returns true; returns the last id read (undefined: none).
+ */
 async function replay(
   deps: Deps,
   cursor: bigint,
   where: SQL | undefined,
   each: (event: TokenEventRecord) => Promise<boolean>,
-): Promise<Set<string>> {
-  const replayed = new Set<string>();
+): Promise<bigint | undefined> {
+  let last: bigint | undefined;
   for (;;) {
     const page = await deps.db
       .select()
@@ -211,12 +223,11 @@ async function replay(
       .orderBy(asc(tokenEvents.id))
       .limit(REPLAY_PAGE);
     for (const row of page) {
-      const event = fromRow(row);
-      replayed.add(event.id);
+      last = row.id;
       cursor = row.id;
-      if (!(await each(event))) return replayed;
+      if (!(await each(fromRow(row)))) return last;
     }
-    if (page.length < REPLAY_PAGE) return replayed;
+    if (page.length < REPLAY_PAGE) return last;
   }
 }
 

@@ -1,4 +1,4 @@
-import { isConnectionLoss } from "../db/connection-loss.js";
+import { isDatabaseUnavailable } from "../db/connection-loss.js";
 import {
   DomainError,
   InvalidCredentialsError,
@@ -87,12 +87,12 @@ export function toOAuthError(error: unknown): OAuthError {
     return limited;
   }
   if (error instanceof DomainError) return new OAuthError("invalid_request", error.message);
-  // The database went away (a restart or failover): nothing is wrong with the request, and the
-  // driver is connecting again. 503 with Retry-After tells clients to try again.
-  if (isConnectionLoss(error)) {
+  // The database went away or cannot be reached (a restart or failover): nothing is wrong with
+  // the request, and the driver connects again. 503 with Retry-After tells clients to try again.
+  if (isDatabaseUnavailable(error)) {
     const unavailable = new OAuthError(
       "temporarily_unavailable",
-      "the service lost its database connection: retry shortly",
+      "the service cannot reach its database: retry shortly",
       503,
     );
     unavailable.headers["retry-after"] = "1";

@@ -1,6 +1,6 @@
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { isConnectionLoss, readWithReconnect } from "../../src/db/connection-loss.js";
+import { isConnectionLoss, isDatabaseUnavailable, readWithReconnect } from "../../src/db/connection-loss.js";
 import { toOAuthError } from "../../src/oauth/errors.js";
 
 const coded = (code: string, cause?: unknown) =>
@@ -17,7 +17,16 @@ describe("isConnectionLoss", () => {
 
   it.each(["23505", "40001", "55P03", "57014", "42P01", "CONNECTION_ENDED"])("is false for %s", (code) => {
     expect(isConnectionLoss(coded(code))).toBe(false);
+    expect(isDatabaseUnavailable(coded(code))).toBe(false);
   });
+
+  it.each(["ECONNREFUSED", "CONNECT_TIMEOUT", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND"])(
+    "counts %s (no connection could be made) as the database unavailable, not as a loss to read again at once",
+    (code) => {
+      expect(isConnectionLoss(coded(code))).toBe(false);
+      expect(isDatabaseUnavailable(new Error("Failed query", { cause: coded(code) }))).toBe(true);
+    },
+  );
 
   it("is false for errors without a code, and for non-errors", () => {
     expect(isConnectionLoss(new Error("boom"))).toBe(false);
@@ -58,15 +67,18 @@ describe("readWithReconnect", () => {
 });
 
 describe("a lost database connection at an OAuth endpoint", () => {
-  it("is 503 temporarily_unavailable with Retry-After, not a 500", () => {
-    const error = toOAuthError(new Error("Failed query", { cause: coded("CONNECTION_CLOSED") }));
-    expect({ status: error.status, headers: error.headers, body: error.body() }).toEqual({
-      status: 503,
-      headers: { "retry-after": "1" },
-      body: {
-        error: "temporarily_unavailable",
-        error_description: "the service lost its database connection: retry shortly",
-      },
-    });
-  });
+  it.each(["CONNECTION_CLOSED", "CONNECT_TIMEOUT"])(
+    "(%s) is 503 temporarily_unavailable with Retry-After, not a 500",
+    (code) => {
+      const error = toOAuthError(new Error("Failed query", { cause: coded(code) }));
+      expect({ status: error.status, headers: error.headers, body: error.body() }).toEqual({
+        status: 503,
+        headers: { "retry-after": "1" },
+        body: {
+          error: "temporarily_unavailable",
+          error_description: "the service cannot reach its database: retry shortly",
+        },
+      });
+    },
+  );
 });
