@@ -68,7 +68,10 @@ describe("EventHub", () => {
       bus,
       100,
       createMetrics(),
-      () => new Promise((resolve) => (release = resolve)),
+      () =>
+        new Promise((resolve) => {
+          release = resolve;
+        }),
       pino({ enabled: false }),
     );
     const stream = listen(hub);
