@@ -1,17 +1,12 @@
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { READER_APPLICATION_NAME } from "../../src/db/client.js";
-import type { TestApp } from "../support/app.js";
 import {
   clientCredentials,
   clientCredentialsRequest,
-  createWorld,
   introspectionRequest,
-  newClient,
   revocationRequest,
-  startOAuthApp,
-  type TestClient,
-  type World,
+  useOAuthWorld,
 } from "../support/oauth.js";
 
 /** A request that settles within `ms`, or "hung". */
@@ -38,17 +33,10 @@ async function firstSuccess(ms: number, attempt: () => Promise<Response>): Promi
 describe.runIf(process.env.DATABASE_URL !== undefined)(
   "every database connection terminated (PostgreSQL restart or failover)",
   () => {
-    let t: TestApp;
-    let world: World;
-    let c: TestClient;
-    beforeAll(async () => {
-      t = await startOAuthApp();
-      world = await createWorld(t);
-      c = await newClient(world);
-    });
-    afterAll(() => t.stop());
+    const f = useOAuthWorld();
 
     it("leaves no request hanging: introspection, issue and revocation work again at once", async () => {
+      const { t, world, c } = f;
       const { access_token } = await clientCredentials(world, c);
       expect((await (await introspectionRequest(world, c, access_token)).json()).active).toBe(true);
       const admin = postgres(t.databaseUrl as string, { max: 1, onnotice: () => {} });
