@@ -13,8 +13,11 @@ const UNREACHABLE_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-/** The first string `code` among an error and its causes (drizzle wraps the driver's error). */
-function codesOf(error: unknown): string[] {
+/**
+ * The string `code`s of an error and of its causes, outermost first (drizzle wraps the driver's
+ * error; postgres.js puts the SQLSTATE or a connection code there).
+ */
+export function errorCodes(error: unknown): string[] {
   const codes: string[] = [];
   let e: unknown = error;
   for (let depth = 0; e && depth < 4; depth++) {
@@ -31,7 +34,7 @@ function codesOf(error: unknown): string[] {
  * exception (class 08), or the socket closed under the driver. Such a read may be run again at once.
  */
 export function isConnectionLoss(error: unknown): boolean {
-  return codesOf(error).some((code) => LOST_CODES.has(code) || /^(57P0[123]|08[0-9A-Z]{3})$/.test(code));
+  return errorCodes(error).some((code) => LOST_CODES.has(code) || /^(57P0[123]|08[0-9A-Z]{3})$/.test(code));
 }
 
 /**
@@ -39,7 +42,7 @@ export function isConnectionLoss(error: unknown): boolean {
  * made (refused, timed out, unreachable). Nothing is wrong with the request: 503, not 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  return isConnectionLoss(error) || codesOf(error).some((code) => UNREACHABLE_CODES.has(code));
+  return isConnectionLoss(error) || errorCodes(error).some((code) => UNREACHABLE_CODES.has(code));
 }
 
 /** Tries of a read whose connection was lost: each may land on another connection the server closed. */

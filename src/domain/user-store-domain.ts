@@ -18,11 +18,11 @@ const DomainInput = z.object({
 /**
  * Adding a partition locks access_tokens exclusively. Queued behind a long transaction on the
  * table (a report, a large revocation), that lock request would hold up every token read and
- * write behind it for as long as the transaction lasts; instead the DDL gives way after
- * LOCK_WAIT_MS (traffic stalls at most that long), pauses, tries again, and after ATTEMPTS
- * answers BusyError with nothing changed.
+ * write behind it for as long as the transaction lasts; instead the DDL gives way after `waitMs`
+ * (traffic stalls at most that long), pauses `pauseMs`, tries again, and after `attempts` answers
+ * BusyError with nothing changed.
  */
-export const PARTITION_LOCK = { waitMs: 500, attempts: 4, pauseMs: 250 } as const;
+const PARTITION_LOCK = { waitMs: 500, attempts: 4, pauseMs: 250 } as const;
 /** lock_not_available: lock_timeout ran out. */
 const LOCK_NOT_AVAILABLE = "55P03";
 
@@ -33,35 +33,17 @@ const LOCK_NOT_AVAILABLE = "55P03";
 export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.input<typeof DomainInput>) {
   requireAdmin(auth);
   const { name } = parseInput(DomainInput, input);
-  const { waitMs, attempts, pauseMs } = PARTITION_LOCK;
   try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await deps.db.transaction(async (tx) => {
-          await tx.execute(sql.raw(`set local lock_timeout = ${waitMs}`));
-          const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
-          await tx.execute(
-            sql.raw(
-              `create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`,
-            ),
-          );
-          return domain!;
-        });
-      } catch (error) {
-        if (sqlState(error) !== LOCK_NOT_AVAILABLE) throw error;
-        if (attempt === attempts) {
-          deps.log.warn(
-            { domain: name, attempts },
-            "user store domain not added: access_tokens stayed locked",
-          );
-          throw new BusyError(
-            "the token table is busy with other work: no domain was added, retry shortly",
-            5,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, pauseMs));
-      }
-    }
+    return await givingWayToLongTransactions(deps, name, () =>
+      deps.db.transaction(async (tx) => {
+        await tx.execute(sql.raw(`set local lock_timeout = ${PARTITION_LOCK.waitMs}`));
+        const [domain] = await tx.insert(userStoreDomains).values({ name }).returning();
+        await tx.execute(
+          sql.raw(`create table "${partitionOf(name)}" partition of access_tokens for values in ('${name}')`),
+        );
+        return domain!;
+      }),
+    );
   } catch (error) {
     if (isUniqueViolation(error)) throw new AlreadyExistsError("UserStoreDomain", "name");
     // The domain is new, but its partition's name is taken by another relation (DEFAULT names
@@ -74,6 +56,28 @@ export async function createUserStoreDomain(deps: Deps, auth: Auth, input: z.inp
     }
     throw error;
   }
+}
+
+/** Runs `attempt` again while its lock wait runs out (PARTITION_LOCK), then answers BusyError. */
+async function givingWayToLongTransactions<T>(
+  deps: Deps,
+  domain: string,
+  attempt: () => Promise<T>,
+): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (sqlState(error) !== LOCK_NOT_AVAILABLE) throw error;
+      if (tries === PARTITION_LOCK.attempts) break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, PARTITION_LOCK.pauseMs));
+  }
+  deps.log.warn(
+    { domain, attempts: PARTITION_LOCK.attempts },
+    "user store domain not added: access_tokens stayed locked",
+  );
+  throw new BusyError("the token table is busy with other work: no domain was added, retry shortly", 5);
 }
 
 /** Admin: the user store domains, with the partition each one's tokens live in. */

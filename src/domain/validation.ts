@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { errorCodes } from "../db/connection-loss.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 
 /** Parses input with a zod schema; the first issue becomes a ValidationError naming its field. */
@@ -51,13 +52,7 @@ export function requireId(resource: string, id: string): string {
 
 /** The SQLSTATE of a PostgreSQL error (on either driver, wrapped or not); undefined for anything else. */
 export function sqlState(error: unknown): string | undefined {
-  let e: unknown = error;
-  for (let depth = 0; e && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
+  return errorCodes(error).find((code) => /^[0-9A-Z]{5}$/.test(code));
 }
 
 /** True when `error` is a PostgreSQL unique violation (on either driver). */

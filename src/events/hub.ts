@@ -23,8 +23,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * event announced by id only (too large for NOTIFY) is read before it is handed on, and the events
  * after it wait for that read (at most LOAD_TIMEOUT_MS). When events may have been missed (the
  * bus's stream was interrupted or came back, or such a read failed), every channel fails with
- * EventsInterruptedError: a subscriber resumes
- * from its last cursor and the replay fills the gap, instead of the stream going on without it.
+ * EventsInterruptedError: a subscriber resumes from its last cursor and the replay fills the gap,
+ * instead of the stream going on without it.
  */
 export class EventHub {
   private readonly channels = new Set<Channel<TokenEventRecord>>();
