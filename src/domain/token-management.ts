@@ -138,9 +138,43 @@ export async function revokeTokens(deps: Deps, auth: Auth, input: TokenFilter): 
   );
 }
 
-/** The token value again, where TOKEN_PERSISTENCE=encrypt stored it (null otherwise). */
-export const revealToken = (deps: Deps, token: AccessTokenRow) =>
-  revealStored(deps, token, `access-token:${token.id}`);
+/**
+ * The tokens' values again, where TOKEN_PERSISTENCE=encrypt stored them (null otherwise), to those
+ * entitled to them: an admin; the user a token was issued to; for an application token (no
+ * user), its application's owner, who holds the consumer secret and can mint such tokens anyway.
+ * A user's token issued through someone else's application stays that user's: the application's
+ * owner sees its metadata, never its value (with it, they could act as that user). One read of
+ * the owners for the whole list.
+ */
+export async function revealTokens(
+  deps: Deps,
+  auth: Auth,
+  tokens: readonly AccessTokenRow[],
+): Promise<(string | null)[]> {
+  const viewer = auth.viewer;
+  const sealed = tokens.some((token) => token.tokenCiphertext !== null);
+  if (!viewer || !sealed) return tokens.map(() => null);
+  const applicationIds = isAdmin(viewer)
+    ? []
+    : [...new Set(tokens.flatMap((t) => (t.userId === null && t.applicationId ? [t.applicationId] : [])))];
+  const owned = new Set(
+    applicationIds.length === 0
+      ? []
+      : (
+          await deps.db
+            .select({ id: applications.id })
+            .from(applications)
+            .where(and(inArray(applications.id, applicationIds), eq(applications.ownerId, viewer.id)))
+        ).map((row) => row.id),
+  );
+  return tokens.map((token) => {
+    const entitled =
+      isAdmin(viewer) ||
+      token.userId === viewer.id ||
+      (token.userId === null && token.applicationId !== null && owned.has(token.applicationId));
+    return entitled ? revealStored(deps, token, `access-token:${token.id}`) : null;
+  });
+}
 
 async function canManage(tx: Parameters<typeof findAccessToken>[0], viewer: Viewer, token: AccessTokenRow) {
   if (isAdmin(viewer) || token.userId === viewer.id) return true;

@@ -44,6 +44,7 @@ async function issueEverything(t: TestApp): Promise<Material> {
     applicationId: app.id,
     keyType: "PRODUCTION",
     scopes: ["read"],
+    grantTypes: ["client_credentials", "password"],
   });
   const rotated = await regenerateConsumerSecret(t, owner.token, {
     applicationId: app.id,
@@ -158,6 +159,32 @@ describe.each([
         "select distinct encryption_key_id from access_tokens",
       );
       expect(ids).toEqual([{ encryption_key_id: "k1" }]);
+    });
+
+    it("keeps a user's token from the owner of the application it was issued through", async () => {
+      // Another user logs in through the owner's application (password grant).
+      const username = uniqueName("end-user");
+      const endUser = await createSubscriber(t, m.adminToken, username);
+      const response = await fetch(`${t.url}/token`, {
+        method: "POST",
+        headers: {
+          authorization: `Basic ${Buffer.from(`${m.opaque.consumerKey}:${m.rotatedSecret}`).toString("base64")}`,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ grant_type: "password", username, password: endUser.password }),
+      });
+      expect(response.status).toBe(200);
+      const { access_token: value } = (await response.json()) as { access_token: string };
+      const filter = { applicationId: m.opaque.key.applicationId, userId: endUser.id };
+      const [id] = [...(await valuesSeenBy(t, m.adminToken, filter)).keys()];
+      // The owner sees the token (its application's), but not its value; its user and an admin do.
+      expect(await valuesSeenBy(t, m.owner.token, filter)).toEqual(new Map([[id, null]]));
+      expect(await valuesSeenBy(t, endUser.token, filter)).toEqual(new Map([[id, value]]));
+      expect(await valuesSeenBy(t, m.adminToken, filter)).toEqual(new Map([[id, value]]));
+      // The owner's own tokens of that application still read back in the same list.
+      const mixed = await valuesSeenBy(t, m.owner.token, { applicationId: m.opaque.key.applicationId });
+      expect(mixed.get(m.opaque.token.token.id)).toBe(m.opaque.token.accessToken);
+      expect(mixed.get(id!)).toBeNull();
     });
 
     it("binds each ciphertext to its token: moved onto another row, it does not decrypt", async () => {

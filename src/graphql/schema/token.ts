@@ -4,7 +4,7 @@ import type { IssuedToken } from "../../domain/application-key.js";
 import { isTokenActive } from "../../domain/token.js";
 import {
   listTokens,
-  revealToken,
+  revealTokens,
   revokeToken,
   revokeTokenById,
   revokeTokens,
@@ -43,10 +43,14 @@ export const TokenRef = builder.objectRef<AccessTokenRow>("Token").implement({
       description: "End of a regeneration grace period.",
     }),
     active: t.boolean({ resolve: (x) => isTokenActive(x) }),
-    value: t.string({
+    value: t.loadable({
+      type: "String",
       nullable: true,
-      description: "The token again, only where TOKEN_PERSISTENCE=encrypt (null otherwise).",
-      resolve: (x, _args, ctx) => revealToken(ctx.deps, x),
+      description:
+        "The token again, only where TOKEN_PERSISTENCE=encrypt (null otherwise), and only for an admin, the token's user, or (an application token) its application's owner: never another user's token issued through your application.",
+      load: (tokens: AccessTokenRow[], ctx) => revealTokens(ctx.deps, ctx.auth, tokens),
+      loaderOptions: { cacheKeyFn: (token) => token.id },
+      resolve: (x) => x,
     }),
   }),
 });
