@@ -36,8 +36,16 @@ const schema = z.object({
   ADMIN_PASSWORD: z.string().min(8).max(256).optional(),
   TOKEN_HASH_KEY: z
     .string()
-    .regex(/^[0-9a-fA-F]{64,}$/, "must be at least 32 bytes, hex encoded")
-    .optional(),
+    .regex(
+      /^[0-9a-fA-F]{64,}(,[0-9a-fA-F]{64,})*$/,
+      "must be hex keys of at least 32 bytes, comma-separated (the first one current)",
+    )
+    .optional()
+    .refine(
+      (value) =>
+        value === undefined || new Set(value.toLowerCase().split(",")).size === value.split(",").length,
+      "must not repeat a key",
+    ),
   TOKEN_PERSISTENCE: z.enum(["hash", "encrypt"]).default("hash"),
   TOKEN_ENCRYPTION_KEYS: z
     .string()
@@ -114,7 +122,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly issuer: string;
   readonly admin: { readonly username: string; readonly password: string | undefined };
-  readonly tokenHashKey: string | undefined;
+  /** HMAC keys (hex) for credentials at rest, the current one first; undefined = generated on first start. */
+  readonly tokenHashKeys: readonly string[] | undefined;
   /** `hash` (default): keyed hashes only; `encrypt`: also AES-256-GCM ciphertext, so owners can show a token again. */
   readonly tokenPersistence: "hash" | "encrypt";
   /** AES-256 keys by id, the current one first; undefined = generated on first start. */
@@ -202,7 +211,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     issuer: (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     admin: Object.freeze({ username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD }),
-    tokenHashKey: e.TOKEN_HASH_KEY,
+    tokenHashKeys: e.TOKEN_HASH_KEY?.split(","),
     tokenPersistence: e.TOKEN_PERSISTENCE,
     tokenEncryptionKeys: e.TOKEN_ENCRYPTION_KEYS?.split(",").map((entry) => {
       const [id, key] = entry.split(":") as [string, string];

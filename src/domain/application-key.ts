@@ -391,20 +391,21 @@ export async function authenticateClient(
   if (!parsed) return null;
   const row = await lookupClient(deps, parsed.id);
   if (row && row.key.consumerKey !== clientId) return null;
-  if (!row || !verifiedSecrets.verify(deps.secrets.tokenHashKey, row, secret, row.secret.secretHash)) {
-    return null;
-  }
+  const keys = deps.secrets.tokenHashKeys;
+  const match = row ? verifiedSecrets.verify(keys, row, secret, row.secret.secretHash) : null;
+  if (!row || !match) return null;
   const now = new Date();
   if (row.secret.revokedAt || (row.secret.expiresAt && row.secret.expiresAt <= now)) return null;
   // Disabling the owner revoked its applications' tokens; its clients must not mint new ones.
   if (row.ownerDisabledAt) return null;
-  if (!row.secret.lastUsedAt || now.getTime() - row.secret.lastUsedAt.getTime() > 60_000) {
+  // A secret hashed under a previous TOKEN_HASH_KEY is hashed again under the current one at its
+  // first use, so that the old key can leave the list without breaking the clients in use.
+  const rehash = match === "previous";
+  if (rehash || !row.secret.lastUsedAt || now.getTime() - row.secret.lastUsedAt.getTime() > 60_000) {
     // Last use at minute precision: one write per secret per minute, not one per request.
-    await deps.db
-      .update(consumerSecrets)
-      .set({ lastUsedAt: now })
-      .where(eq(consumerSecrets.id, row.secret.id));
-    touchClient(deps, row, now);
+    const changes = { lastUsedAt: now, ...(rehash ? { secretHash: hashTokenValue(keys, secret) } : {}) };
+    await deps.db.update(consumerSecrets).set(changes).where(eq(consumerSecrets.id, row.secret.id));
+    touchClient(deps, row, changes);
   }
   return { key: row.key, app: row.app, ownerDomain: row.ownerDomain };
 }
@@ -441,7 +442,7 @@ async function addConsumerSecret(tx: Tx, deps: Deps, keyId: string): Promise<str
   const { id, value } = mintTokenValue(TOKEN_PREFIXES.consumerSecret);
   await tx
     .insert(consumerSecrets)
-    .values({ id, keyId, secretHash: hashTokenValue(deps.secrets.tokenHashKey, value) });
+    .values({ id, keyId, secretHash: hashTokenValue(deps.secrets.tokenHashKeys, value) });
   return value;
 }
 

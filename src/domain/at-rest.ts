@@ -11,7 +11,7 @@ export interface StoredValue {
 
 /** The stored form of a token value; `context` (kind and row id) is bound into the ciphertext. */
 export function storedForm(deps: Deps, value: string, context: string): StoredValue {
-  const tokenHash = hashTokenValue(deps.secrets.tokenHashKey, value);
+  const tokenHash = hashTokenValue(deps.secrets.tokenHashKeys, value);
   if (deps.config.tokenPersistence !== "encrypt")
     return { tokenHash, tokenCiphertext: null, encryptionKeyId: null };
   const sealed = seal(deps.secrets.encryption, value, context);

@@ -63,17 +63,22 @@ export async function lookupClient(deps: Deps, secretId: string): Promise<Client
 }
 
 /**
- * Records a secret's last use in the cached copy (the database is written at most once a minute).
- * Only the very record `lookupClient` answered is replaced, keeping its lifetime: if it has gone
- * since (its secret rotated or revoked while the use was being written), the copy the caller
- * holds predates the change and must not come back.
+ * Records what authentication wrote of a secret (its last use, at most once a minute, and its
+ * hash when made again under the current key) in the cached copy. Only the very record
+ * `lookupClient` answered is replaced, keeping its lifetime: if it has gone since (its secret
+ * rotated or revoked while the use was being written), the copy the caller holds predates the
+ * change and must not come back.
  */
-export function touchClient(deps: Deps, record: ClientRecord, at: Date): void {
+export function touchClient(
+  deps: Deps,
+  record: ClientRecord,
+  changes: Pick<ClientRecord["secret"], "lastUsedAt"> & Partial<Pick<ClientRecord["secret"], "secretHash">>,
+): void {
   const { entries } = cacheFor(deps);
   if (entries.peek(record.secret.id) !== record) return;
   entries.set(
     record.secret.id,
-    { ...record, secret: { ...record.secret, lastUsedAt: at } },
+    { ...record, secret: { ...record.secret, ...changes } },
     { noUpdateTTL: true },
   );
 }

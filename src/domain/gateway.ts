@@ -83,7 +83,7 @@ export function createGatewayCheck(deps: Deps) {
   const cache = new ValidationCache(deps, (id) => loadGrant(deps, id));
   const verified = new VerifiedValues<TokenGrant>();
   const matches = (grant: TokenGrant, value: string) =>
-    verified.verify(deps.secrets.tokenHashKey, grant, value, grant.tokenHash);
+    verified.verify(deps.secrets.tokenHashKeys, grant, value, grant.tokenHash);
 
   async function check(request: GatewayRequest): Promise<GatewayDecision> {
     const value = bearerValue(request);

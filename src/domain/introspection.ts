@@ -36,7 +36,7 @@ async function introspectAccessToken(deps: Deps, value: string): Promise<Introsp
   const id = await accessTokenIdOf(deps, value);
   if (!id) return INACTIVE;
   const rows = await deps.reader.readAccessToken(id);
-  const token = rows.find((row) => verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash));
+  const token = rows.find((row) => verifyTokenValue(deps.secrets.tokenHashKeys, value, row.tokenHash));
   if (!token || !isTokenActive(token) || token.userDisabled) return INACTIVE;
   // Built member by member (optional ones only when present): the hottest answer of the service.
   const answer: Record<string, unknown> = {
@@ -67,7 +67,7 @@ async function introspectRefreshToken(deps: Deps, value: string): Promise<Intros
   const parsed = parseTokenValue(value, TOKEN_PREFIXES.refreshToken);
   if (!parsed) return INACTIVE;
   const token = await deps.reader.readRefreshToken(parsed.id);
-  if (!token || !verifyTokenValue(deps.secrets.tokenHashKey, value, token.tokenHash)) return INACTIVE;
+  if (!token || !verifyTokenValue(deps.secrets.tokenHashKeys, value, token.tokenHash)) return INACTIVE;
   if (token.usedAt || token.revokedAt || token.familyRevokedAt || token.userDisabled) return INACTIVE;
   if (token.expiresAt && token.expiresAt <= new Date()) return INACTIVE;
   return {
@@ -98,7 +98,7 @@ async function findRefreshToken(deps: Deps, value: string) {
     .innerJoin(refreshTokenFamilies, eq(refreshTokenFamilies.id, refreshTokens.familyId))
     .innerJoin(users, eq(users.id, refreshTokenFamilies.userId))
     .where(eq(refreshTokens.id, parsed.id));
-  return row && verifyTokenValue(deps.secrets.tokenHashKey, value, row.token.tokenHash) ? row : null;
+  return row && verifyTokenValue(deps.secrets.tokenHashKeys, value, row.token.tokenHash) ? row : null;
 }
 
 /**

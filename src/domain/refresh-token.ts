@@ -90,7 +90,7 @@ export async function rotateRefreshToken(
       .select({ familyId: refreshTokens.familyId, tokenHash: refreshTokens.tokenHash })
       .from(refreshTokens)
       .where(eq(refreshTokens.id, parsed.id));
-    if (!first || !verifyTokenValue(deps.secrets.tokenHashKey, input.refreshToken, first.tokenHash)) {
+    if (!first || !verifyTokenValue(deps.secrets.tokenHashKeys, input.refreshToken, first.tokenHash)) {
       throw new InvalidGrantError(INVALID);
     }
     const [family] = await tx

@@ -6,10 +6,11 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/client.js";
 import { serviceSecrets } from "../db/schema/index.js";
 import type { KeyRing } from "./encryption.js";
+import type { HashKeys } from "./token-value.js";
 
 export interface ServiceSecrets {
-  /** HMAC key for credential values at rest. */
-  readonly tokenHashKey: Buffer;
+  /** HMAC keys for credential values at rest: the current one hashes, every one verifies. */
+  readonly tokenHashKeys: HashKeys;
   /** AES-256-GCM keys for tokens at rest (TOKEN_PERSISTENCE=encrypt) and for JWT signing keys. */
   readonly encryption: KeyRing;
 }
@@ -30,37 +31,44 @@ export async function loadServiceSecrets(
 ): Promise<ServiceSecrets> {
   const store = database.driver === "postgres" ? databaseStore(database) : fileStore(config.dataDir);
   const generated: SecretName[] = [];
-  const get = async (name: SecretName, fromEnv: string | undefined) => {
-    if (fromEnv) return Buffer.from(fromEnv, "hex");
+  const generatedKey = async (name: SecretName) => {
     const { value, created } = await store.get(name, () => randomBytes(GENERATED_BYTES).toString("hex"));
     if (created) generated.push(name);
     return Buffer.from(value, "hex");
   };
-  const configured = config.tokenEncryptionKeys;
-  const ring = configured
-    ? configured.map(({ id, key }) => ({ id, key: Buffer.from(key, "hex") }))
-    : [{ id: GENERATED_KEY_ID, key: await get("token_encryption_key", undefined) }];
-  const keys = new Map(ring.map((k) => [k.id, k.key]));
-  // Moving to TOKEN_ENCRYPTION_KEYS (as the startup warning advises): what the generated key sealed
-  // before (token values, JWT signing keys) must stay readable, so a stored one still decrypts,
-  // under its own id, unless a configured key took that id. It never seals again.
+  // Moving to keys from the environment (as the startup warning advises): what a generated key
+  // hashed or sealed before (credentials, token values, JWT signing keys) must stay usable, so a
+  // stored one still verifies and decrypts, but never hashes or seals again.
   // Only a help for old data: a secrets.json that cannot be read (broken, unreadable) does not stop
   // a service whose keys all come from the environment; its error is not logged (a JSON parse
   // error may quote the file). A database error does stop the start, as before: running on
   // without the generated key would rotate the fleet's signing key away.
+  const generatedBefore = (name: SecretName) =>
+    store.read(name).catch((error: unknown) => {
+      if (database.driver === "postgres") throw error;
+      log.warn(
+        { secret: name },
+        "a generated key kept from before could not be read: what it protected stays so",
+      );
+      return undefined;
+    });
+
+  const configured = config.tokenEncryptionKeys;
+  const ring = configured
+    ? configured.map(({ id, key }) => ({ id, key: Buffer.from(key, "hex") }))
+    : [{ id: GENERATED_KEY_ID, key: await generatedKey("token_encryption_key") }];
+  const keys = new Map(ring.map((k) => [k.id, k.key]));
+  // Under its own id, unless a configured key took that id.
   const previous =
-    configured && !keys.has(GENERATED_KEY_ID)
-      ? await store.read("token_encryption_key").catch((error: unknown) => {
-          if (database.driver === "postgres") throw error;
-          log.warn(
-            "the generated encryption key kept from before could not be read: what it sealed stays sealed",
-          );
-          return undefined;
-        })
-      : undefined;
+    configured && !keys.has(GENERATED_KEY_ID) ? await generatedBefore("token_encryption_key") : undefined;
   if (previous) keys.set(GENERATED_KEY_ID, Buffer.from(previous, "hex"));
+
   const secrets: ServiceSecrets = {
-    tokenHashKey: await get("token_hash_key", config.tokenHashKey),
+    tokenHashKeys: await hashKeys(
+      config.tokenHashKeys,
+      () => generatedKey("token_hash_key"),
+      () => generatedBefore("token_hash_key"),
+    ),
     encryption: Object.freeze({ current: ring[0]!, keys }),
   };
   if (generated.length > 0 && database.driver === "postgres") {
@@ -72,6 +80,24 @@ export async function loadServiceSecrets(
     log.info({ secrets: generated }, "generated service secrets in DATA_DIR");
   }
   return Object.freeze(secrets);
+}
+
+/**
+ * TOKEN_HASH_KEY's keys, the first current; a key generated before it was set comes last, so
+ * that the credentials it hashed keep working. Without TOKEN_HASH_KEY, the generated key alone.
+ */
+async function hashKeys(
+  configured: readonly string[] | undefined,
+  generate: () => Promise<Buffer>,
+  generatedBefore: () => Promise<string | undefined>,
+): Promise<HashKeys> {
+  if (!configured) return Object.freeze({ current: await generate(), previous: Object.freeze([]) });
+  const [current, ...previous] = configured.map((hex) => Buffer.from(hex, "hex")) as [Buffer, ...Buffer[]];
+  const before = await generatedBefore();
+  if (before && !configured.some((hex) => hex.toLowerCase() === before.toLowerCase())) {
+    previous.push(Buffer.from(before, "hex"));
+  }
+  return Object.freeze({ current, previous: Object.freeze(previous) });
 }
 
 interface Store {

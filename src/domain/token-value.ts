@@ -90,9 +90,19 @@ function keyObjectOf(key: Buffer): KeyObject {
   return keyObject;
 }
 
-/** Keyed hash (HMAC-SHA-256) of a credential value: what the database stores. */
-export function hashTokenValue(key: Buffer, value: string): string {
-  return keyedDigest(key, value).toString("base64url");
+/**
+ * The keys of credential hashes (TOKEN_HASH_KEY): `current` hashes every new value; a value
+ * hashed under one of the `previous` keys still verifies, so the key can be rotated (the new one
+ * put first) without breaking the credentials already issued.
+ */
+export interface HashKeys {
+  readonly current: Buffer;
+  readonly previous: readonly Buffer[];
+}
+
+/** Keyed hash (HMAC-SHA-256, under the current key) of a credential value: what the database stores. */
+export function hashTokenValue(keys: HashKeys, value: string): string {
+  return keyedDigest(keys.current, value).toString("base64url");
 }
 
 const keyedDigest = (key: Buffer, value: string) =>
@@ -109,12 +119,28 @@ export function sameValue(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Compares a presented value with a stored keyed hash in constant time. */
-export function verifyTokenValue(key: Buffer, value: string, storedHash: string): boolean {
-  const actual = keyedDigest(key, value);
+/** What a presented value is to a stored hash: made under the current key, a previous one, or neither. */
+export type HashMatch = "current" | "previous" | null;
+
+/**
+ * Compares a presented value with a stored keyed hash in constant time, under the current key
+ * and then, only if that fails, under each previous one.
+ */
+export function matchTokenValue(keys: HashKeys, value: string, storedHash: string): HashMatch {
   const expected = Buffer.from(storedHash, "base64url");
+  if (digestMatches(keys.current, value, expected)) return "current";
+  for (const key of keys.previous) if (digestMatches(key, value, expected)) return "previous";
+  return null;
+}
+
+function digestMatches(key: Buffer, value: string, expected: Buffer): boolean {
+  const actual = keyedDigest(key, value);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
+
+/** Whether a presented value matches a stored keyed hash, under any of the keys. */
+export const verifyTokenValue = (keys: HashKeys, value: string, storedHash: string): boolean =>
+  matchTokenValue(keys, value, storedHash) !== null;
 
 /**
  * The value that last verified against each cached record's stored hash: the record's next
@@ -131,11 +157,14 @@ export class VerifiedValues<K extends object> {
     return known !== undefined && sameValue(known, value);
   }
 
-  /** Whether `value` matches `storedHash`: recognised, or verified and then remembered. */
-  verify(key: Buffer, record: K, value: string, storedHash: string): boolean {
-    if (this.known(record, value)) return true;
-    if (!verifyTokenValue(key, value, storedHash)) return false;
-    this.values.set(record, value);
-    return true;
+  /**
+   * Whether `value` matches `storedHash`: recognised ("known"), or verified and then remembered
+   * (how it matched, see matchTokenValue); null when it does not match.
+   */
+  verify(keys: HashKeys, record: K, value: string, storedHash: string): HashMatch | "known" {
+    if (this.known(record, value)) return "known";
+    const match = matchTokenValue(keys, value, storedHash);
+    if (match) this.values.set(record, value);
+    return match;
   }
 }

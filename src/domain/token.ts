@@ -123,7 +123,7 @@ export async function findAccessToken(tx: Tx, deps: Deps, value: string): Promis
   const id = await accessTokenIdOf(deps, value);
   if (!id) return null;
   const [row] = await tx.select().from(accessTokens).where(eq(accessTokens.id, id));
-  return row && verifyTokenValue(deps.secrets.tokenHashKey, value, row.tokenHash) ? row : null;
+  return row && verifyTokenValue(deps.secrets.tokenHashKeys, value, row.tokenHash) ? row : null;
 }
 
 /**
@@ -172,7 +172,7 @@ export async function authenticateConsoleToken(deps: Deps, value: string): Promi
     .innerJoin(users, eq(users.id, accessTokens.userId))
     .where(and(eq(accessTokens.id, parsed.id), eq(accessTokens.clientId, CONSOLE_CLIENT_ID), isActive()));
   if (!row || row.user.disabledAt) return null;
-  if (!verifyTokenValue(deps.secrets.tokenHashKey, value, row.token.tokenHash)) return null;
+  if (!verifyTokenValue(deps.secrets.tokenHashKeys, value, row.token.tokenHash)) return null;
   return {
     id: row.user.id,
     username: row.user.username,

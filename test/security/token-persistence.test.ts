@@ -2,66 +2,20 @@ import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { dropDatabaseAt } from "../support/database.js";
 import { uniqueName } from "../support/fixtures.js";
-import { createSubscriber, LOGIN, loginAdmin } from "../support/graphql.js";
+import { createSubscriber, LOGIN } from "../support/graphql.js";
+import { listTokens, ME, mustRegenerateToken, revokeToken, run, type TokenView } from "../support/keys.js";
 import {
-  createScopedApi,
-  createSubscribedApplication,
-  type Issued,
-  listTokens,
-  ME,
-  mustGenerateKeys,
-  mustRegenerateToken,
-  regenerateConsumerSecret,
-  revokeToken,
-  run,
-  type TokenView,
-} from "../support/keys.js";
+  issueEverything,
+  type Material,
+  type Restarted,
+  restartedWith,
+  stopRestarted,
+} from "../support/material.js";
 
 const K1 = randomBytes(32).toString("hex");
 const K2 = randomBytes(32).toString("hex");
 const ENCRYPT = { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k1:${K1}` };
-
-/** Everything one owner holds after using the service a little: each credential kind once. */
-interface Material {
-  adminToken: string;
-  owner: { id: string; username: string; token: string; password: string };
-  login: { accessToken: string; refreshToken: string };
-  opaque: Issued;
-  rotatedSecret: string;
-  jwt: Issued;
-}
-
-async function issueEverything(t: TestApp): Promise<Material> {
-  const adminToken = await loginAdmin(t);
-  const username = uniqueName("owner");
-  const owner = { ...(await createSubscriber(t, adminToken, username)), username };
-  const { login } = await t.client().request<any>(LOGIN, { input: { username, password: owner.password } });
-  const api = await createScopedApi(t, adminToken, ["read"]);
-  const app = await createSubscribedApplication(t, owner.token, api.id);
-  const opaque = await mustGenerateKeys(t, owner.token, {
-    applicationId: app.id,
-    keyType: "PRODUCTION",
-    scopes: ["read"],
-    grantTypes: ["client_credentials", "password"],
-  });
-  const rotated = await regenerateConsumerSecret(t, owner.token, {
-    applicationId: app.id,
-    keyType: "PRODUCTION",
-    gracePeriod: 600,
-  });
-  const jwtApp = await createSubscribedApplication(t, owner.token, api.id, { tokenFormat: "JWT" });
-  const jwt = await mustGenerateKeys(t, owner.token, { applicationId: jwtApp.id, keyType: "SANDBOX" });
-  return {
-    adminToken,
-    owner,
-    login: { accessToken: login.accessToken, refreshToken: login.refreshToken },
-    opaque,
-    rotatedSecret: rotated.consumerSecret!,
-    jwt,
-  };
-}
 
 /** Every credential value, and the random part of each on its own. */
 function credentialsOf(m: Material): string[] {
@@ -221,28 +175,6 @@ describe.each([
     });
   }
 });
-
-interface Restarted {
-  readonly after: TestApp;
-  readonly m: Material;
-}
-
-/** Everything issued under `first`, then the same data (DATA_DIR or database) served by an app restarted under `then`. */
-async function restartedWith(
-  first: Record<string, string>,
-  then: Record<string, string>,
-): Promise<Restarted> {
-  const before = await startTestApp({ env: first });
-  const m = await issueEverything(before);
-  await before.stop({ keepData: true });
-  const after = await startTestApp({ dataDir: before.dataDir, databaseUrl: before.databaseUrl, env: then });
-  return { after, m };
-}
-
-async function stopRestarted({ after }: Restarted): Promise<void> {
-  await after.stop();
-  await dropDatabaseAt(after.databaseUrl);
-}
 
 describe("rotating the token encryption key", () => {
   // The new key first (it encrypts), the old one still in the ring (it decrypts).

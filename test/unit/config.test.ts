@@ -66,6 +66,19 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("reads TOKEN_HASH_KEY as a list, the current key first, and refuses a repeated key", () => {
+    const key = (n: number) => String(n).repeat(64);
+    expect(loadConfig({ TOKEN_HASH_KEY: key(1) }).tokenHashKeys).toEqual([key(1)]);
+    expect(loadConfig({ TOKEN_HASH_KEY: `${key(1)},${key(2)}` }).tokenHashKeys).toEqual([key(1), key(2)]);
+    expect(loadConfig({}).tokenHashKeys).toBeUndefined();
+    expect(() => loadConfig({ TOKEN_HASH_KEY: `${"a".repeat(64)},${"A".repeat(64)}` })).toThrow(
+      /TOKEN_HASH_KEY: must not repeat a key/,
+    );
+    expect(() => loadConfig({ TOKEN_HASH_KEY: `${key(1)},short` })).toThrow(
+      /TOKEN_HASH_KEY: must be hex keys/,
+    );
+  });
+
   it("bounds durations: timers within setTimeout's range, seconds within ten years", () => {
     for (const [name, value] of [
       ["SWEEPER_INTERVAL_MS", "2147483648"],

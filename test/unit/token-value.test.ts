@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  type HashKeys,
   hashTokenValue,
   idOfShapedValue,
+  matchTokenValue,
   mintTokenValue,
   parseTokenValue,
   sameValue,
@@ -11,7 +13,9 @@ import {
   verifyTokenValue,
 } from "../../src/domain/token-value.js";
 
-const key = randomBytes(32);
+/** One key and no previous ones. */
+const only = (current: Buffer): HashKeys => ({ current, previous: [] });
+const key = only(randomBytes(32));
 
 describe("token values", () => {
   it("mints prefixed values that carry their id and 256 random bits", () => {
@@ -34,8 +38,8 @@ describe("token values", () => {
 
   it("hashes with the key's bytes, whichever Buffer holds them", () => {
     const value = mintTokenValue(TOKEN_PREFIXES.accessToken).value;
-    expect(hashTokenValue(Buffer.from(key), value)).toBe(hashTokenValue(key, value));
-    expect(hashTokenValue(randomBytes(32), value)).not.toBe(hashTokenValue(key, value));
+    expect(hashTokenValue(only(Buffer.from(key.current)), value)).toBe(hashTokenValue(key, value));
+    expect(hashTokenValue(only(randomBytes(32)), value)).not.toBe(hashTokenValue(key, value));
   });
 
   it("rejects a value of another kind", () => {
@@ -60,9 +64,35 @@ describe("token values", () => {
     const hash = hashTokenValue(key, value);
     expect(hash).not.toContain(value.slice(38));
     expect(verifyTokenValue(key, value, hash)).toBe(true);
-    expect(verifyTokenValue(randomBytes(32), value, hash)).toBe(false);
+    expect(verifyTokenValue(only(randomBytes(32)), value, hash)).toBe(false);
     expect(verifyTokenValue(key, mintTokenValue(TOKEN_PREFIXES.consumerSecret).value, hash)).toBe(false);
     expect(verifyTokenValue(key, value, "short")).toBe(false);
+  });
+});
+
+describe("hash key rotation", () => {
+  const old = randomBytes(32);
+  const rotated: HashKeys = { current: randomBytes(32), previous: [old] };
+
+  it("hashes under the current key and verifies under every key, saying which matched", () => {
+    const { value } = mintTokenValue(TOKEN_PREFIXES.accessToken);
+    const before = hashTokenValue(only(old), value);
+    expect(hashTokenValue(rotated, value)).toBe(hashTokenValue(only(rotated.current), value));
+    expect(hashTokenValue(rotated, value)).not.toBe(before);
+    expect(matchTokenValue(rotated, value, hashTokenValue(rotated, value))).toBe("current");
+    expect(matchTokenValue(rotated, value, before)).toBe("previous");
+    expect(verifyTokenValue(rotated, value, before)).toBe(true);
+    // Dropped from the list, the old key verifies nothing any more.
+    expect(matchTokenValue(only(rotated.current), value, before)).toBeNull();
+    expect(matchTokenValue(rotated, mintTokenValue(TOKEN_PREFIXES.accessToken).value, before)).toBeNull();
+  });
+
+  it("tells a value remembered from one verified under a previous key", () => {
+    const verified = new VerifiedValues<object>();
+    const { value } = mintTokenValue(TOKEN_PREFIXES.consumerSecret);
+    const record = {};
+    expect(verified.verify(rotated, record, value, hashTokenValue(only(old), value))).toBe("previous");
+    expect(verified.verify(rotated, record, value, hashTokenValue(only(old), value))).toBe("known");
   });
 });
 
@@ -100,13 +130,13 @@ describe("VerifiedValues", () => {
     const record = {};
     const hash = hashTokenValue(key, value);
     expect(verified.known(record, value)).toBe(false);
-    expect(verified.verify(key, record, forged, hash)).toBe(false);
+    expect(verified.verify(key, record, forged, hash)).toBeNull();
     expect(verified.known(record, forged)).toBe(false);
-    expect(verified.verify(key, record, value, hash)).toBe(true);
+    expect(verified.verify(key, record, value, hash)).toBe("current");
     expect(verified.known(record, value)).toBe(true);
     expect(verified.known({}, value)).toBe(false);
     // Recognised without the hash: even a wrong stored hash no longer matters for this record.
-    expect(verified.verify(key, record, value, "not-the-hash")).toBe(true);
-    expect(verified.verify(key, record, forged, hash)).toBe(false);
+    expect(verified.verify(key, record, value, "not-the-hash")).toBe("known");
+    expect(verified.verify(key, record, forged, hash)).toBeNull();
   });
 });
