@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNotNull, isNull, or, sql } from "drizzle-orm";
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -107,6 +107,8 @@ export function createSigner(deps: SignerDeps): Signer {
   let loadingVerification: Promise<VerificationKeys> | undefined;
   /** Publication ends of keys this instance signed with, not yet stored (a write failed or is due). */
   const unsettled = new Set<Publication>();
+  /** This instance refuses to sign until then (ms): see SigningKeyUnavailableError. */
+  let refusal: { readonly error: SigningKeyUnavailableError; readonly until: number } | undefined;
 
   /** Caches the key a row describes, decrypting it only when it is not the one already held. */
   async function hold(row: SigningKeyRow, decrypted?: CryptoKey): Promise<ActiveKey> {
@@ -134,6 +136,7 @@ export function createSigner(deps: SignerDeps): Signer {
   }
 
   async function activeKey(): Promise<ActiveKey> {
+    if (refusal && Date.now() < refusal.until) throw refusal.error;
     if (active && Date.now() - active.checkedAt < RECHECK_MS && !needsRotation(deps, active)) return active;
     loadingActive ??= (async () => {
       const [row] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
@@ -141,6 +144,18 @@ export function createSigner(deps: SignerDeps): Signer {
       if (active?.kid === current.kid) return hold(current);
       const privateKey = await openPrivateKey(deps, current);
       if (privateKey) return hold(current, privateKey);
+      if (await replacedMomentsAgo(deps.db, current)) {
+        // Another instance, with a key ring that shares no key with ours, replaced a key minutes
+        // old: replacing it in turn would have that instance replace ours, and so on, each key
+        // published for a day. Refuse to sign instead, loudly, until the rings are fixed; the
+        // refusal is kept for a minute, so that signing in a transaction needs no database read.
+        deps.log.error(
+          { kid: current.kid, encryptionKeyId: current.encryptionKeyId },
+          "the active JWT signing key is sealed under an encryption key this instance lacks, and replaced a key minutes old: instances with TOKEN_ENCRYPTION_KEYS that share no key would keep replacing each other's keys, so this one signs no JWT until every instance has the same key ring (or one key in common)",
+        );
+        refusal = { error: new SigningKeyUnavailableError(current), until: Date.now() + RECHECK_MS };
+        throw refusal.error;
+      }
       // Sealed under a key no longer in the ring (e.g. the generated one, lost): a new key keeps
       // JWTs coming; the old public key stays published for the JWTs it signed.
       deps.log.warn(
@@ -263,13 +278,17 @@ export function createSigner(deps: SignerDeps): Signer {
 
     async jwks() {
       // Read fresh on every request: a token signed by any instance must find its key in the JWKS
-      // any instance serves. Ensuring the active key first means the JWKS is never empty.
-      await activeKey();
+      // any instance serves. Ensuring the active key first means the JWKS is never empty; an
+      // instance that cannot sign (a key it cannot open) still publishes the fleet's keys.
+      await activeKey().catch(() => undefined);
       return { keys: (await loadVerificationKeys()).keys };
     },
 
     async ready() {
-      await activeKey();
+      // An instance that may not sign still issues opaque tokens: only signing fails (at once).
+      await activeKey().catch((error: unknown) => {
+        if (!(error instanceof SigningKeyUnavailableError)) throw error;
+      });
       // Outside any transaction: publication ends due after earlier signatures are stored.
       await settle();
     },
@@ -292,6 +311,44 @@ export function createSigner(deps: SignerDeps): Signer {
 export async function rotateSigningKey(deps: Deps, auth: Auth): Promise<{ kid: string }> {
   requireAdmin(auth);
   return deps.signer.rotate();
+}
+
+/**
+ * The active key is sealed under an encryption key this instance lacks, and replacing it would
+ * start instances replacing each other's keys (see replacedMomentsAgo): no JWT is signed here.
+ */
+export class SigningKeyUnavailableError extends Error {
+  constructor(key: Pick<SigningKeyRow, "kid" | "encryptionKeyId">) {
+    super(
+      `JWT signing key ${key.kid} is sealed under encryption key "${key.encryptionKeyId}", which this instance's TOKEN_ENCRYPTION_KEYS lacks`,
+    );
+    this.name = "SigningKeyUnavailableError";
+  }
+}
+
+/**
+ * Rotations closer together than this, the second away from a key its instance could not open,
+ * are taken for instances whose key rings share no key (see replacedMomentsAgo).
+ */
+const CHURN_WINDOW_MS = 10 * 60_000;
+
+/**
+ * Whether `current` is minutes old and replaced a key that was itself active for only minutes:
+ * two replacements in a row, the mark of instances replacing each other's keys. A key lost from
+ * every ring (the usual reason to replace a key one cannot open) was active far longer.
+ */
+async function replacedMomentsAgo(db: Db, current: SigningKeyRow): Promise<boolean> {
+  if (Date.now() - current.createdAt.getTime() >= CHURN_WINDOW_MS) return false;
+  const [previous] = await db
+    .select({ createdAt: signingKeys.createdAt, retiredAt: signingKeys.retiredAt })
+    .from(signingKeys)
+    .where(isNotNull(signingKeys.retiredAt))
+    .orderBy(desc(signingKeys.retiredAt))
+    .limit(1);
+  return (
+    previous?.retiredAt != null &&
+    previous.retiredAt.getTime() - previous.createdAt.getTime() < CHURN_WINDOW_MS
+  );
 }
 
 function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "createdAt">): boolean {
