@@ -22,6 +22,9 @@ const milliseconds = (min: number) => z.coerce.number().int().min(min).max(MAX_T
 const seconds = (min: number) => z.coerce.number().int().min(min).max(MAX_DURATION_SECONDS);
 
 /** The key ids TOKEN_ENCRYPTION_KEYS lists, in order. */
+/** TOKEN_HASH_KEY's keys as the bytes they decode to (hex). */
+const hashKeyBytes = (value: string) =>
+  value.split(",").map((hex) => Buffer.from(hex, "hex").toString("hex"));
 const keyIdsOf = (value: string | undefined) => (value ?? "").split(",").map((entry) => entry.split(":")[0]);
 
 const schema = z.object({
@@ -41,11 +44,12 @@ const schema = z.object({
       "must be hex keys of at least 32 bytes, comma-separated (the first one current)",
     )
     .optional()
+    // Compared as the bytes each key decodes to (an odd last digit is dropped).
     .refine(
-      (value) =>
-        value === undefined || new Set(value.toLowerCase().split(",")).size === value.split(",").length,
+      (value) => value === undefined || new Set(hashKeyBytes(value)).size === value.split(",").length,
       "must not repeat a key",
     ),
+  TOKEN_HASH_REHASH: flag.default(false),
   TOKEN_PERSISTENCE: z.enum(["hash", "encrypt"]).default("hash"),
   TOKEN_ENCRYPTION_KEYS: z
     .string()
@@ -124,6 +128,11 @@ export interface Config {
   readonly admin: { readonly username: string; readonly password: string | undefined };
   /** HMAC keys (hex) for credentials at rest, the current one first; undefined = generated on first start. */
   readonly tokenHashKeys: readonly string[] | undefined;
+  /**
+   * Whether a consumer secret that verifies under a key after the first is hashed again under the
+   * first at its use: on only once every instance lists the new key first (see the README).
+   */
+  readonly tokenHashRehash: boolean;
   /** `hash` (default): keyed hashes only; `encrypt`: also AES-256-GCM ciphertext, so owners can show a token again. */
   readonly tokenPersistence: "hash" | "encrypt";
   /** AES-256 keys by id, the current one first; undefined = generated on first start. */
@@ -212,6 +221,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     issuer: (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     admin: Object.freeze({ username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD }),
     tokenHashKeys: e.TOKEN_HASH_KEY?.split(","),
+    tokenHashRehash: e.TOKEN_HASH_REHASH,
     tokenPersistence: e.TOKEN_PERSISTENCE,
     tokenEncryptionKeys: e.TOKEN_ENCRYPTION_KEYS?.split(",").map((entry) => {
       const [id, key] = entry.split(":") as [string, string];

@@ -398,9 +398,12 @@ export async function authenticateClient(
   if (row.secret.revokedAt || (row.secret.expiresAt && row.secret.expiresAt <= now)) return null;
   // Disabling the owner revoked its applications' tokens; its clients must not mint new ones.
   if (row.ownerDisabledAt) return null;
-  // A secret hashed under a previous TOKEN_HASH_KEY is hashed again under the current one at its
-  // first use, so that the old key can leave the list without breaking the clients in use.
-  const rehash = match === "previous";
+  // With TOKEN_HASH_REHASH, a secret hashed under a previous TOKEN_HASH_KEY is hashed again under
+  // the current one at its use, so that the old key can leave the list without breaking the
+  // clients in use. Off by default: during a rolling change of the list, an instance that still
+  // lists the old key first would hash the secret back, and one that lists only the old key would
+  // refuse it.
+  const rehash = match === "previous" && deps.config.tokenHashRehash;
   if (rehash || !row.secret.lastUsedAt || now.getTime() - row.secret.lastUsedAt.getTime() > 60_000) {
     // Last use at minute precision: one write per secret per minute, not one per request.
     const changes = { lastUsedAt: now, ...(rehash ? { secretHash: hashTokenValue(keys, secret) } : {}) };

@@ -68,6 +68,11 @@ export async function loadServiceSecrets(
       config.tokenHashKeys,
       () => generatedKey("token_hash_key"),
       () => generatedBefore("token_hash_key"),
+      () =>
+        log.warn(
+          { secret: "token_hash_key" },
+          "the token hash key generated before TOKEN_HASH_KEY was set still verifies the credentials it hashed: delete it (DATA_DIR/secrets.json, or the service_secrets row on PostgreSQL) once they have expired or been regenerated",
+        ),
     ),
     encryption: Object.freeze({ current: ring[0]!, keys }),
   };
@@ -83,19 +88,23 @@ export async function loadServiceSecrets(
 }
 
 /**
- * TOKEN_HASH_KEY's keys, the first current; a key generated before it was set comes last, so
- * that the credentials it hashed keep working. Without TOKEN_HASH_KEY, the generated key alone.
+ * TOKEN_HASH_KEY's keys, the first current; a key generated before it was set comes last (with a
+ * warning at every start, until it is deleted), so that the credentials it hashed keep working.
+ * Without TOKEN_HASH_KEY, the generated key alone.
  */
 async function hashKeys(
   configured: readonly string[] | undefined,
   generate: () => Promise<Buffer>,
   generatedBefore: () => Promise<string | undefined>,
+  onGeneratedKept: () => void,
 ): Promise<HashKeys> {
   if (!configured) return Object.freeze({ current: await generate(), previous: Object.freeze([]) });
   const [current, ...previous] = configured.map((hex) => Buffer.from(hex, "hex")) as [Buffer, ...Buffer[]];
   const before = await generatedBefore();
-  if (before && !configured.some((hex) => hex.toLowerCase() === before.toLowerCase())) {
-    previous.push(Buffer.from(before, "hex"));
+  const generated = before === undefined ? undefined : Buffer.from(before, "hex");
+  if (generated && !previous.concat(current).some((key) => key.equals(generated))) {
+    previous.push(generated);
+    onGeneratedKept();
   }
   return Object.freeze({ current, previous: Object.freeze(previous) });
 }

@@ -143,28 +143,29 @@ export const verifyTokenValue = (keys: HashKeys, value: string, storedHash: stri
   matchTokenValue(keys, value, storedHash) !== null;
 
 /**
- * The value that last verified against each cached record's stored hash: the record's next
- * request with the same value is recognised by a constant-time comparison instead of another
- * keyed hash. A value lives exactly as long as its record, which the caches replace on
- * revocation, rotation or expiry.
+ * The value that last verified against each cached record's stored hash, and under which key: the
+ * record's next request with the same value is recognised by a constant-time comparison instead
+ * of another keyed hash. A value lives exactly as long as its record, which the caches replace on
+ * revocation, rotation or expiry (and on a hash made again under the current key).
  */
 export class VerifiedValues<K extends object> {
-  private readonly values = new WeakMap<K, string>();
+  private readonly values = new WeakMap<
+    K,
+    { readonly value: string; readonly match: "current" | "previous" }
+  >();
 
-  /** True when `value` is the one that last verified for `record` (no hashing). */
-  known(record: K, value: string): boolean {
+  /** How `value` matched when it last verified for `record`; null when it is not that value (no hashing). */
+  known(record: K, value: string): HashMatch {
     const known = this.values.get(record);
-    return known !== undefined && sameValue(known, value);
+    return known !== undefined && sameValue(known.value, value) ? known.match : null;
   }
 
-  /**
-   * Whether `value` matches `storedHash`: recognised ("known"), or verified and then remembered
-   * (how it matched, see matchTokenValue); null when it does not match.
-   */
-  verify(keys: HashKeys, record: K, value: string, storedHash: string): HashMatch | "known" {
-    if (this.known(record, value)) return "known";
+  /** How `value` matches `storedHash` (recognised, or verified and then remembered); null when it does not. */
+  verify(keys: HashKeys, record: K, value: string, storedHash: string): HashMatch {
+    const known = this.known(record, value);
+    if (known) return known;
     const match = matchTokenValue(keys, value, storedHash);
-    if (match) this.values.set(record, value);
+    if (match) this.values.set(record, { value, match });
     return match;
   }
 }

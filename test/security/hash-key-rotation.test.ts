@@ -42,15 +42,28 @@ const storedHash = async (t: TestApp, table: "access_tokens" | "consumer_secrets
 const idOf = (value: string) =>
   (value.split("_")[1] as string).replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, "$1-$2-$3-$4-$5");
 
-describe("rotating TOKEN_HASH_KEY: the new key first, the old one after it", () => {
-  let state: Restarted;
+/** Restarts `state`'s app on the same data under `env`; `state` then holds the new app. */
+async function restart(state: { current: Restarted }, env: Record<string, string>): Promise<TestApp> {
+  const { after, m } = state.current;
+  await after.stop({ keepData: true });
+  const next = await startTestApp({ dataDir: after.dataDir, databaseUrl: after.databaseUrl, env });
+  state.current = { after: next, m };
+  return next;
+}
+
+/** The statements that wrote a consumer secret since the last reset. */
+const secretWrites = (t: TestApp) => t.statements.filter((s) => /^update "consumer_secrets"/i.test(s));
+
+describe("rotating TOKEN_HASH_KEY: the new key added, then first, then the old one removed", () => {
+  const state = {} as { current: Restarted };
+  let issuedUnderH2 = "";
   beforeAll(async () => {
-    state = await restartedWith({ TOKEN_HASH_KEY: H1 }, { TOKEN_HASH_KEY: `${H2},${H1}` });
+    state.current = await restartedWith({ TOKEN_HASH_KEY: H1 }, { TOKEN_HASH_KEY: `${H2},${H1}` });
   });
-  afterAll(() => stopRestarted(state));
+  afterAll(() => stopRestarted(state.current));
 
   it("keeps every credential hashed under the old key working", async () => {
-    const { after, m } = state;
+    const { after, m } = state.current;
     expect(await storedHash(after, "access_tokens", m.opaque.token.token.id)).toBe(
       hashUnder(H1, m.opaque.token.accessToken),
     );
@@ -69,42 +82,54 @@ describe("rotating TOKEN_HASH_KEY: the new key first, the old one after it", () 
     expect(refreshUserToken.__typename).toBe("LoginPayload");
   });
 
-  it("hashes what it issues under the new key only, and a consumer secret again at its first use", async () => {
-    const { after, m } = state;
-    const secretId = idOf(m.rotatedSecret);
-    const before = await storedHash(after, "consumer_secrets", secretId);
-    // Unless the first test used it already: either way it was made under H1 or is now under H2.
-    expect([hashUnder(H1, m.rotatedSecret), hashUnder(H2, m.rotatedSecret)]).toContain(before);
+  it("hashes what it issues under the new key, and leaves consumer secrets as they are", async () => {
+    const { after, m } = state.current;
     const issued = await clientCredentials(after, m);
     expect(issued.status).toBe(200);
+    issuedUnderH2 = issued.body.access_token as string;
+    expect(await storedHash(after, "access_tokens", idOf(issuedUnderH2))).toBe(hashUnder(H2, issuedUnderH2));
+    expect(await storedHash(after, "consumer_secrets", idOf(m.rotatedSecret))).toBe(
+      hashUnder(H1, m.rotatedSecret),
+    );
+  });
+
+  it("an instance still listing the old key first verifies what the new key hashed, and hashes nothing back", async () => {
+    const t = await restart(state, { TOKEN_HASH_KEY: `${H1},${H2}` });
+    const { m } = state.current;
+    expect(await introspect(t, m, issuedUnderH2)).toMatchObject({ status: 200, body: { active: true } });
+    const issued = await clientCredentials(t, m);
+    expect(issued.status).toBe(200);
     const value = issued.body.access_token as string;
-    expect(await storedHash(after, "access_tokens", idOf(value))).toBe(hashUnder(H2, value));
-    expect(await storedHash(after, "consumer_secrets", secretId)).toBe(hashUnder(H2, m.rotatedSecret));
-    // The cached client now holds the new hash: more requests write nothing more.
-    expect((await clientCredentials(after, m)).status).toBe(200);
-    expect(await storedHash(after, "consumer_secrets", secretId)).toBe(hashUnder(H2, m.rotatedSecret));
+    expect(await storedHash(t, "access_tokens", idOf(value))).toBe(hashUnder(H1, value));
+  });
+
+  it("with TOKEN_HASH_REHASH, hashes a consumer secret again under the new key at its use, once", async () => {
+    const t = await restart(state, { TOKEN_HASH_KEY: `${H2},${H1}`, TOKEN_HASH_REHASH: "true" });
+    const { m } = state.current;
+    t.resetStatements();
+    for (let i = 0; i < 3; i++) expect((await clientCredentials(t, m)).status).toBe(200);
+    expect(await storedHash(t, "consumer_secrets", idOf(m.rotatedSecret))).toBe(
+      hashUnder(H2, m.rotatedSecret),
+    );
+    // Written once (with its last use): the cached client holds the new hash from then on.
+    expect(secretWrites(t)).toHaveLength(1);
   });
 
   it("once the old key leaves the list: the secret hashed again still works, what only the old key hashed does not", async () => {
-    const { after, m } = state;
-    await after.stop({ keepData: true });
-    const last = await startTestApp({
-      dataDir: after.dataDir,
-      databaseUrl: after.databaseUrl,
-      env: { TOKEN_HASH_KEY: H2 },
-    });
-    state = { after: last, m };
-    const issued = await clientCredentials(last, m);
+    const t = await restart(state, { TOKEN_HASH_KEY: H2 });
+    const { m } = state.current;
+    const issued = await clientCredentials(t, m);
     expect(issued.status).toBe(200);
-    expect(await introspect(last, m, issued.body.access_token as string)).toMatchObject({
+    expect(await introspect(t, m, issued.body.access_token as string)).toMatchObject({
       status: 200,
       body: { active: true },
     });
-    expect(await introspect(last, m, m.opaque.token.accessToken)).toEqual({
+    expect(await introspect(t, m, issuedUnderH2)).toMatchObject({ status: 200, body: { active: true } });
+    expect(await introspect(t, m, m.opaque.token.accessToken)).toEqual({
       status: 200,
       body: { active: false },
     });
-    expect(await run(last, m.owner.token, ME)).toMatchObject({ __typename: "UnauthenticatedError" });
+    expect(await run(t, m.owner.token, ME)).toMatchObject({ __typename: "UnauthenticatedError" });
   });
 });
 
@@ -115,7 +140,7 @@ describe("moving from the generated hash key to TOKEN_HASH_KEY", () => {
   });
   afterAll(() => stopRestarted(state));
 
-  it("keeps what the generated key hashed working, and hashes new values under the configured key", async () => {
+  it("keeps what the generated key hashed working, hashes new values under the configured key, and says so", async () => {
     const { after, m } = state;
     expect(await run(after, m.owner.token, ME)).toMatchObject({ __typename: "User", id: m.owner.id });
     expect(await introspect(after, m, m.opaque.token.accessToken)).toMatchObject({
@@ -126,5 +151,10 @@ describe("moving from the generated hash key to TOKEN_HASH_KEY", () => {
     expect(issued.status).toBe(200);
     const value = issued.body.access_token as string;
     expect(await storedHash(after, "access_tokens", idOf(value))).toBe(hashUnder(H2, value));
+    const warnings = after.logs.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    expect(warnings).toContainEqual(
+      expect.objectContaining({ secret: "token_hash_key", msg: expect.stringContaining("still verifies") }),
+    );
+    expect(after.logs.join("")).not.toContain(H2);
   });
 });

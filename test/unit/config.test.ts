@@ -74,6 +74,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TOKEN_HASH_KEY: `${"a".repeat(64)},${"A".repeat(64)}` })).toThrow(
       /TOKEN_HASH_KEY: must not repeat a key/,
     );
+    // The same bytes (an odd last digit is dropped) count as the same key.
+    expect(() => loadConfig({ TOKEN_HASH_KEY: `${"a".repeat(64)},${"a".repeat(64)}0` })).toThrow(
+      /TOKEN_HASH_KEY: must not repeat a key/,
+    );
+    expect(loadConfig({}).tokenHashRehash).toBe(false);
+    expect(loadConfig({ TOKEN_HASH_REHASH: "true" }).tokenHashRehash).toBe(true);
     expect(() => loadConfig({ TOKEN_HASH_KEY: `${key(1)},short` })).toThrow(
       /TOKEN_HASH_KEY: must be hex keys/,
     );

@@ -87,12 +87,17 @@ describe("hash key rotation", () => {
     expect(matchTokenValue(rotated, mintTokenValue(TOKEN_PREFIXES.accessToken).value, before)).toBeNull();
   });
 
-  it("tells a value remembered from one verified under a previous key", () => {
+  it("remembers under which key a value verified, for as long as its record", () => {
     const verified = new VerifiedValues<object>();
     const { value } = mintTokenValue(TOKEN_PREFIXES.consumerSecret);
     const record = {};
     expect(verified.verify(rotated, record, value, hashTokenValue(only(old), value))).toBe("previous");
-    expect(verified.verify(rotated, record, value, hashTokenValue(only(old), value))).toBe("known");
+    // Recognised without hashing (a wrong stored hash no longer matters), still as "previous".
+    expect(verified.known(record, value)).toBe("previous");
+    expect(verified.verify(rotated, record, value, "not-the-hash")).toBe("previous");
+    // The record made again with the hash under the current key is another record.
+    const rehashed = {};
+    expect(verified.verify(rotated, rehashed, value, hashTokenValue(rotated, value))).toBe("current");
   });
 });
 
@@ -129,14 +134,14 @@ describe("VerifiedValues", () => {
     const forged = mintTokenValue(TOKEN_PREFIXES.accessToken, id).value;
     const record = {};
     const hash = hashTokenValue(key, value);
-    expect(verified.known(record, value)).toBe(false);
+    expect(verified.known(record, value)).toBeNull();
     expect(verified.verify(key, record, forged, hash)).toBeNull();
-    expect(verified.known(record, forged)).toBe(false);
+    expect(verified.known(record, forged)).toBeNull();
     expect(verified.verify(key, record, value, hash)).toBe("current");
-    expect(verified.known(record, value)).toBe(true);
-    expect(verified.known({}, value)).toBe(false);
+    expect(verified.known(record, value)).toBe("current");
+    expect(verified.known({}, value)).toBeNull();
     // Recognised without the hash: even a wrong stored hash no longer matters for this record.
-    expect(verified.verify(key, record, value, "not-the-hash")).toBe("known");
+    expect(verified.verify(key, record, value, "not-the-hash")).toBe("current");
     expect(verified.verify(key, record, forged, hash)).toBeNull();
   });
 });
