@@ -122,6 +122,7 @@ export function createSigner(deps: SignerDeps): Signer {
     } else {
       publication = { kid: row.kid, stored, wanted: stored, writing: undefined, failed: false };
     }
+    refusal = undefined;
     active = {
       kid: row.kid,
       alg: row.alg,
@@ -154,6 +155,7 @@ export function createSigner(deps: SignerDeps): Signer {
           "the active JWT signing key is sealed under an encryption key this instance lacks, and replaced a key minutes old: instances with TOKEN_ENCRYPTION_KEYS that share no key would keep replacing each other's keys, so this one signs no JWT until every instance has the same key ring (or one key in common)",
         );
         refusal = { error: new SigningKeyUnavailableError(current), until: Date.now() + RECHECK_MS };
+        active = undefined;
         throw refusal.error;
       }
       // Sealed under a key no longer in the ring (e.g. the generated one, lost): a new key keeps
@@ -244,6 +246,9 @@ export function createSigner(deps: SignerDeps): Signer {
 
   return {
     async signAccessToken(claims) {
+      // A refusal ready() met stands until ready() looks again: signing happens inside a
+      // transaction that may hold PGlite's only connection, where a read would wait for ever.
+      if (!active && refusal) throw refusal.error;
       const key = await activeKey();
       // Published once retired until this token expires (for ever without exp). Usually stored
       // already (headroom); otherwise written now, without waiting: the caller may hold the only
