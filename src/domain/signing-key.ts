@@ -14,7 +14,7 @@ import {
   SignJWT,
 } from "jose";
 import type { Db } from "../db/client.js";
-import { signingKeys } from "../db/schema/index.js";
+import { accessTokens, signingKeys } from "../db/schema/index.js";
 import type { Deps } from "./deps.js";
 import { open, seal } from "./encryption.js";
 import { isUniqueViolation } from "./validation.js";
@@ -381,12 +381,16 @@ async function replaceActiveKey(
       if (current) {
         // The end decided at retirement: what it signed (kept up to date as it signs, later
         // signatures by instances yet to notice included), and at least a day, for verifiers'
-        // caches. Only ever raised.
+        // caches. Only ever raised. The latest expiry of the JWTs issued since it became active
+        // (all signed with it) is a floor too: an end written without waiting while signing is
+        // lost if its instance stops before it lands.
+        const signedSince = sql`(select max(${accessTokens.expiresAt}) from ${accessTokens}
+          where ${accessTokens.format} = 'JWT' and ${accessTokens.issuedAt} >= ${sql.param(current.createdAt, accessTokens.issuedAt)})`;
         await tx
           .update(signingKeys)
           .set({
             retiredAt: sql`now()`,
-            publishUntil: sql`greatest(${signingKeys.publishUntil}, now() + interval '1 day')`,
+            publishUntil: sql`greatest(${signingKeys.publishUntil}, now() + interval '1 day', ${signedSince})`,
           })
           .where(eq(signingKeys.kid, current.kid));
       }

@@ -394,6 +394,23 @@ describe("retired keys and the JWTs they signed", () => {
     expect(await publishUntil(kid)).toBeGreaterThanOrEqual(exp!);
   });
 
+  it("keeps a retired key published for the JWTs it signed even when the end written as it signed was lost", async () => {
+    const c = await newClient(world, { tokenFormat: "JWT", validityPeriod: 10 * DAY });
+    const jwt = (await clientCredentials(world, c)).access_token;
+    const kid = kidOf(jwt)!;
+    const { exp } = (await verifyRemotely(t, jwt)).payload;
+    // As if the instance had stopped before its write of the end landed.
+    await t.app.deps.database.raw("update signing_keys set publish_until = now() where kid = $1", [kid]);
+    expect(await run(t, world.adminToken, ROTATE)).toMatchObject({ __typename: "RotateSigningKeyPayload" });
+    expect(await publishUntil(kid)).toBeGreaterThanOrEqual(exp!);
+    await t.app.deps.database.raw(
+      "update signing_keys set retired_at = now() - interval '2 days' where kid = $1",
+      [kid],
+    );
+    expect(await kidsOf(t)).toContain(kid);
+    await expect(verifyRemotely(t, jwt)).resolves.toMatchObject({ payload: { exp } });
+  });
+
   it("keeps a key that signed a JWT without exp published for ever", async () => {
     const { exp: _exp, ...claims } = accessClaims(t);
     const forever = await t.app.deps.signer.signAccessToken(claims);
