@@ -383,9 +383,11 @@ async function replaceActiveKey(
         // signatures by instances yet to notice included), and at least a day, for verifiers'
         // caches. Only ever raised. The latest expiry of the JWTs issued since it became active
         // (all signed with it) is a floor too: an end written without waiting while signing is
-        // lost if its instance stops before it lands.
+        // lost if its instance stops before it lands. Only expiries past the day count, so the
+        // read walks the few long-lived tokens on the expiry index, not the table.
         const signedSince = sql`(select max(${accessTokens.expiresAt}) from ${accessTokens}
-          where ${accessTokens.format} = 'JWT' and ${accessTokens.issuedAt} >= ${sql.param(current.createdAt, accessTokens.issuedAt)})`;
+          where ${accessTokens.expiresAt} > now() + interval '1 day' and ${accessTokens.format} = 'JWT'
+            and ${accessTokens.issuedAt} >= ${sql.param(current.createdAt, accessTokens.issuedAt)})`;
         await tx
           .update(signingKeys)
           .set({
