@@ -82,6 +82,8 @@ interface VerificationKeys {
 
 /** How often an instance re-reads the active key, so a rotation elsewhere reaches it within this time. */
 const RECHECK_MS = 60_000;
+/** ready() reads the active key again when what it holds would go stale within this time (ms). */
+const READY_MARGIN_MS = 10_000;
 /**
  * Publication ends are stored this far beyond the `exp` that needs them, so that an instance
  * writes one about once an hour, not once per token; a key stays published up to that much longer.
@@ -136,23 +138,30 @@ export function createSigner(deps: SignerDeps): Signer {
     return active;
   }
 
-  async function activeKey(): Promise<ActiveKey> {
-    if (refusal && Date.now() < refusal.until) throw refusal.error;
-    if (active && Date.now() - active.checkedAt < RECHECK_MS && !needsRotation(deps, active)) return active;
+  /**
+   * The active key, read again when the one held is RECHECK_MS old (or due for rotation). With
+   * `margin` (ready(), before a transaction that signs), what would expire within that many ms is
+   * read again now, so that signing in the transaction that follows does not read: on PGlite the
+   * transaction holds the only connection, and a read there would wait for ever.
+   */
+  async function activeKey(margin = 0): Promise<ActiveKey> {
+    const now = Date.now();
+    if (refusal && now < refusal.until - margin) throw refusal.error;
+    if (active && now - active.checkedAt < RECHECK_MS - margin && !needsRotation(deps, active)) return active;
     loadingActive ??= (async () => {
       const [row] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
       const current = row && !needsRotation(deps, row) ? row : await replaceActiveKey(deps);
       if (active?.kid === current.kid) return hold(current);
       const privateKey = await openPrivateKey(deps, current);
       if (privateKey) return hold(current, privateKey);
-      if (await replacedMomentsAgo(deps.db, current)) {
-        // Another instance, with a key ring that shares no key with ours, replaced a key minutes
-        // old: replacing it in turn would have that instance replace ours, and so on, each key
-        // published for a day. Refuse to sign instead, loudly, until the rings are fixed; the
-        // refusal is kept for a minute, so that signing in a transaction needs no database read.
+      if (await replacedOneWeCouldOpen(deps, current)) {
+        // The instance that made this key could not open the one before it, which our ring
+        // opens: our rings share no key. Replacing its key would have it replace ours in turn,
+        // and so on, each key published for a day. Refuse to sign instead, loudly (once a
+        // minute), until the rings are fixed or an admin rotates the key.
         deps.log.error(
           { kid: current.kid, encryptionKeyId: current.encryptionKeyId },
-          "the active JWT signing key is sealed under an encryption key this instance lacks, and replaced a key minutes old: instances with TOKEN_ENCRYPTION_KEYS that share no key would keep replacing each other's keys, so this one signs no JWT until every instance has the same key ring (or one key in common)",
+          "the active JWT signing key is sealed under an encryption key this instance lacks, by an instance that could not open the key before it: their TOKEN_ENCRYPTION_KEYS share no key with ours, so this instance signs no JWT until every instance has one key in common (or, if no instance holds that key any more, an admin rotates the signing key)",
         );
         refusal = { error: new SigningKeyUnavailableError(current), until: Date.now() + RECHECK_MS };
         active = undefined;
@@ -246,9 +255,6 @@ export function createSigner(deps: SignerDeps): Signer {
 
   return {
     async signAccessToken(claims) {
-      // A refusal ready() met stands until ready() looks again: signing happens inside a
-      // transaction that may hold PGlite's only connection, where a read would wait for ever.
-      if (!active && refusal) throw refusal.error;
       const key = await activeKey();
       // Published once retired until this token expires (for ever without exp). Usually stored
       // already (headroom); otherwise written now, without waiting: the caller may hold the only
@@ -285,13 +291,15 @@ export function createSigner(deps: SignerDeps): Signer {
       // Read fresh on every request: a token signed by any instance must find its key in the JWKS
       // any instance serves. Ensuring the active key first means the JWKS is never empty; an
       // instance that cannot sign (a key it cannot open) still publishes the fleet's keys.
-      await activeKey().catch(() => undefined);
+      await activeKey().catch((error: unknown) => {
+        if (!(error instanceof SigningKeyUnavailableError)) throw error;
+      });
       return { keys: (await loadVerificationKeys()).keys };
     },
 
     async ready() {
       // An instance that may not sign still issues opaque tokens: only signing fails (at once).
-      await activeKey().catch((error: unknown) => {
+      await activeKey(READY_MARGIN_MS).catch((error: unknown) => {
         if (!(error instanceof SigningKeyUnavailableError)) throw error;
       });
       // Outside any transaction: publication ends due after earlier signatures are stored.
@@ -320,7 +328,7 @@ export async function rotateSigningKey(deps: Deps, auth: Auth): Promise<{ kid: s
 
 /**
  * The active key is sealed under an encryption key this instance lacks, and replacing it would
- * start instances replacing each other's keys (see replacedMomentsAgo): no JWT is signed here.
+ * start instances replacing each other's keys (see replacedOneWeCouldOpen): no JWT is signed here.
  */
 export class SigningKeyUnavailableError extends Error {
   constructor(key: Pick<SigningKeyRow, "kid" | "encryptionKeyId">) {
@@ -332,28 +340,23 @@ export class SigningKeyUnavailableError extends Error {
 }
 
 /**
- * Rotations closer together than this, the second away from a key its instance could not open,
- * are taken for instances whose key rings share no key (see replacedMomentsAgo).
+ * Whether `current` was made by an instance that could not open the key before it, a key our
+ * ring opens: that instance cannot open what we seal either, so replacing its key would only
+ * have it replace ours. (Without such a record, a key we cannot open was lost from the rings.)
  */
-const CHURN_WINDOW_MS = 10 * 60_000;
-
-/**
- * Whether `current` is minutes old and replaced a key that was itself active for only minutes:
- * two replacements in a row, the mark of instances replacing each other's keys. A key lost from
- * every ring (the usual reason to replace a key one cannot open) was active far longer.
- */
-async function replacedMomentsAgo(db: Db, current: SigningKeyRow): Promise<boolean> {
-  if (Date.now() - current.createdAt.getTime() >= CHURN_WINDOW_MS) return false;
-  const [previous] = await db
-    .select({ createdAt: signingKeys.createdAt, retiredAt: signingKeys.retiredAt })
+async function replacedOneWeCouldOpen(deps: SignerDeps, current: SigningKeyRow): Promise<boolean> {
+  // Retired in the transaction that created `current`: the same now().
+  const [previous] = await deps.db
+    .select({ encryptionKeyId: signingKeys.encryptionKeyId, retiredUnusable: signingKeys.retiredUnusable })
     .from(signingKeys)
-    .where(isNotNull(signingKeys.retiredAt))
-    .orderBy(desc(signingKeys.retiredAt))
-    .limit(1);
-  return (
-    previous?.retiredAt != null &&
-    previous.retiredAt.getTime() - previous.createdAt.getTime() < CHURN_WINDOW_MS
-  );
+    // Compared in SQL: the timestamps have microseconds, a Date only milliseconds.
+    .where(
+      eq(
+        signingKeys.retiredAt,
+        sql`(select ${signingKeys.createdAt} from ${signingKeys} where ${signingKeys.kid} = ${current.kid})`,
+      ),
+    );
+  return previous?.retiredUnusable === true && deps.secrets.encryption.keys.has(previous.encryptionKeyId);
 }
 
 function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "createdAt">): boolean {
@@ -384,14 +387,16 @@ async function replaceActiveKey(
         // caches. Only ever raised. The latest expiry of the JWTs issued since it became active
         // (all signed with it) is a floor too: an end written without waiting while signing is
         // lost if its instance stops before it lands. Only expiries past the day count, so the
-        // read walks the few long-lived tokens on the expiry index, not the table.
+        // read walks the few long-lived tokens on the expiry index, not the table; issued_at is
+        // the issuing instance's clock, hence five minutes of margin.
         const signedSince = sql`(select max(${accessTokens.expiresAt}) from ${accessTokens}
           where ${accessTokens.expiresAt} > now() + interval '1 day' and ${accessTokens.format} = 'JWT'
-            and ${accessTokens.issuedAt} >= ${sql.param(current.createdAt, accessTokens.issuedAt)})`;
+            and ${accessTokens.issuedAt} >= ${sql.param(current.createdAt, accessTokens.issuedAt)}::timestamptz - interval '5 minutes')`;
         await tx
           .update(signingKeys)
           .set({
             retiredAt: sql`now()`,
+            retiredUnusable: current.kid === unusable,
             publishUntil: sql`greatest(${signingKeys.publishUntil}, now() + interval '1 day', ${signedSince})`,
           })
           .where(eq(signingKeys.kid, current.kid));

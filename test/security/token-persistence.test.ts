@@ -4,15 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { uniqueName } from "../support/fixtures.js";
 import { createSubscriber, LOGIN } from "../support/graphql.js";
-import {
-  listTokens,
-  ME,
-  mustRegenerateToken,
-  regenerateToken,
-  revokeToken,
-  run,
-  type TokenView,
-} from "../support/keys.js";
+import { listTokens, ME, mustRegenerateToken, revokeToken, run, type TokenView } from "../support/keys.js";
 import {
   issueEverything,
   type Material,
@@ -335,73 +327,5 @@ describe("losing the key that sealed the active JWT signing key", () => {
       applicationId: state.m.opaque.key.applicationId,
     });
     expect(values.get(state.m.opaque.token.token.id)).toBeNull();
-  });
-});
-
-describe("instances whose key rings share no key", () => {
-  // The first instance seals under k1 only, the second under k2 only: each can open nothing the
-  // other seals. Played here by restarts on one database (or DATA_DIR).
-  let state: Restarted;
-  beforeAll(async () => {
-    state = await restartedWith(ENCRYPT, { TOKEN_PERSISTENCE: "encrypt", TOKEN_ENCRYPTION_KEYS: `k2:${K2}` });
-  });
-  afterAll(() => stopRestarted(state));
-
-  const kids = async (t: TestApp) =>
-    (
-      await t.app.deps.database.raw<{ kid: string; encryption_key_id: string }>(
-        "select kid, encryption_key_id from signing_keys order by created_at",
-      )
-    ).map((row) => `${row.kid}:${row.encryption_key_id}`);
-  const restartWith = async (env: Record<string, string>) => {
-    await state.after.stop({ keepData: true });
-    const next = await startTestApp({
-      dataDir: state.after.dataDir,
-      databaseUrl: state.after.databaseUrl,
-      env: { TOKEN_PERSISTENCE: "encrypt", ...env },
-    });
-    state = { after: next, m: state.m };
-    return next;
-  };
-  const jwtInput = () => ({ applicationId: state.m.jwt.key.applicationId, keyType: "SANDBOX" });
-
-  it("replaces a key it cannot open once, then refuses to sign rather than replace each other's keys", async () => {
-    const { m } = state;
-    const first = decodeProtectedHeader(m.jwt.token.accessToken).kid!;
-    // The k2 instance cannot open the k1 key: replaced once (a key lost from the ring).
-    const second = decodeProtectedHeader(
-      (await mustRegenerateToken(state.after, m.owner.token, jwtInput())).token.accessToken,
-    ).kid!;
-    expect(await kids(state.after)).toEqual([`${first}:k1`, `${second}:k2`]);
-
-    // The k1 instance cannot open the k2 key, which replaced a key minutes old: it refuses.
-    const k1 = await restartWith({ TOKEN_ENCRYPTION_KEYS: `k1:${K1}` });
-    await expect(regenerateToken(k1, m.owner.token, jwtInput())).rejects.toThrow(/Unexpected error/);
-    await expect(regenerateToken(k1, m.owner.token, jwtInput())).rejects.toThrow(/Unexpected error/);
-    expect(await kids(k1)).toEqual([`${first}:k1`, `${second}:k2`]);
-    const errors = k1.logs.map((line) => JSON.parse(line)).filter((entry) => entry.level === 50);
-    const refusals = errors.filter((entry) => /share no key|signs no JWT/.test(entry.msg ?? ""));
-    // Logged once a minute, not once a request; with the kid and key id, never a key.
-    expect(refusals).toEqual([expect.objectContaining({ kid: second, encryptionKeyId: "k2" })]);
-    for (const secret of [K1, K2]) expect(k1.logs.join("")).not.toContain(secret);
-    // It still publishes the fleet's keys and issues opaque tokens.
-    const jwks = (await (await fetch(`${k1.url}/.well-known/jwks.json`)).json()) as {
-      keys: { kid: string }[];
-    };
-    expect(jwks.keys.map((key) => key.kid)).toEqual([second, first]);
-    expect(
-      (
-        await mustRegenerateToken(k1, m.owner.token, {
-          applicationId: m.opaque.key.applicationId,
-          keyType: "PRODUCTION",
-        })
-      ).token.accessToken,
-    ).toMatch(/^tmat_/);
-
-    // Given a key in common, it signs with the fleet's key again, replacing nothing.
-    const fixed = await restartWith({ TOKEN_ENCRYPTION_KEYS: `k1:${K1},k2:${K2}` });
-    const signed = (await mustRegenerateToken(fixed, m.owner.token, jwtInput())).token.accessToken;
-    expect(decodeProtectedHeader(signed).kid).toBe(second);
-    expect(await kids(fixed)).toEqual([`${first}:k1`, `${second}:k2`]);
   });
 });

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 
 /** Settings admins change at run time, seeded from the environment on first start. */
 export const settings = pgTable("settings", {
@@ -32,6 +32,11 @@ export const signingKeys = pgTable(
      * (raised before or as it signs, never lowered), `infinity` when it signed a JWT without one.
      */
     publishUntil: timestamp("publish_until", { withTimezone: true }),
+    /**
+     * Retired by an instance that could not open it (its key ring lacks the encryption key): that
+     * instance cannot open what this key's ring seals either (see signing-key.ts).
+     */
+    retiredUnusable: boolean("retired_unusable").notNull().default(false),
   },
   // At most one active key, whichever instance rotates.
   (t) => [uniqueIndex("signing_keys_one_active").on(sql`(true)`).where(sql`${t.retiredAt} is null`)],

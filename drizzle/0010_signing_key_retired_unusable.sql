@@ -1,0 +1,1 @@
+ALTER TABLE "signing_keys" ADD COLUMN "retired_unusable" boolean DEFAULT false NOT NULL;
