@@ -147,10 +147,12 @@ export function createSigner(deps: SignerDeps): Signer {
   async function activeKey(margin = 0): Promise<ActiveKey> {
     const now = Date.now();
     if (refusal && now < refusal.until - margin) throw refusal.error;
-    if (active && now - active.checkedAt < RECHECK_MS - margin && !needsRotation(deps, active)) return active;
+    if (active && now - active.checkedAt < RECHECK_MS - margin && !needsRotation(deps, active, margin))
+      return active;
     loadingActive ??= (async () => {
       const [row] = await deps.db.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
-      const current = row && !needsRotation(deps, row) ? row : await replaceActiveKey(deps);
+      const current =
+        row && !needsRotation(deps, row, margin) ? row : await replaceActiveKey(deps, { margin });
       if (active?.kid === current.kid) return hold(current);
       const privateKey = await openPrivateKey(deps, current);
       if (privateKey) return hold(current, privateKey);
@@ -359,9 +361,12 @@ async function replacedOneWeCouldOpen(deps: SignerDeps, current: SigningKeyRow):
   return previous?.retiredUnusable === true && deps.secrets.encryption.keys.has(previous.encryptionKeyId);
 }
 
-function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "createdAt">): boolean {
-  const age = (Date.now() - key.createdAt.getTime()) / 1000;
-  return age >= deps.config.jwt.signingKeyMaxAge || key.alg !== deps.config.jwt.alg;
+/** Whether the key is too old (or will be within `margin` ms) or of another algorithm than configured. */
+function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "createdAt">, margin = 0): boolean {
+  const maxAge = deps.config.jwt.signingKeyMaxAge;
+  // A tenth of the lifetime at most: a short one must not make every early look a rotation.
+  const age = (Date.now() + Math.min(margin, maxAge * 100) - key.createdAt.getTime()) / 1000;
+  return age >= maxAge || key.alg !== deps.config.jwt.alg;
 }
 
 /**
@@ -371,7 +376,7 @@ function needsRotation(deps: SignerDeps, key: Pick<SigningKeyRow, "alg" | "creat
  */
 async function replaceActiveKey(
   deps: SignerDeps,
-  { force = false, unusable }: { force?: boolean; unusable?: string } = {},
+  { force = false, unusable, margin = 0 }: { force?: boolean; unusable?: string; margin?: number } = {},
 ): Promise<SigningKeyRow> {
   try {
     return await deps.db.transaction(async (tx) => {
@@ -380,7 +385,9 @@ async function replaceActiveKey(
         await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`);
       }
       const [current] = await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
-      if (current && !force && current.kid !== unusable && !needsRotation(deps, current)) return current;
+      if (current && !force && current.kid !== unusable && !needsRotation(deps, current, margin)) {
+        return current;
+      }
       if (current) {
         // The end decided at retirement: what it signed (kept up to date as it signs, later
         // signatures by instances yet to notice included), and at least a day, for verifiers'
