@@ -209,7 +209,9 @@ describe.skipIf(!onPostgres)("two instances on one PostgreSQL database", () => {
     } finally {
       await server.unsafe(`alter database "${databaseName()}" allow_connections true`);
     }
-    await waitForListeners(before, 2);
+    // postgres.js retries a refused LISTEN with a growing backoff: after five refusals the next
+    // try may be 7.3 s away.
+    await waitForListeners(before, 2, 20_000);
     // Connected again (its own heartbeat heard), B caches again.
     await sleep(3 * HEARTBEAT_MS);
     const fresh = await freshToken(a, key);

@@ -304,26 +304,31 @@ describe("signing key lifecycle", () => {
     await expect(verifyRemotely(t, after)).resolves.toBeDefined();
   });
 
-  it("rotates in ready() a key due within seconds, so that the signature after it reads nothing", async () => {
-    const t = await startTestApp({ env: { JWT_SIGNING_KEY_MAX_AGE: "200" } });
-    apps.push(t);
-    const first = kidOf(await sign(t));
-    const start = Date.now();
-    const now = vi.spyOn(Date, "now");
-    try {
-      // Five seconds before the key is due, ready() (before a transaction that signs) replaces it.
-      now.mockReturnValue(start + 195_000);
-      await t.app.deps.signer.ready();
-      // The signature, after the old key's due time, has the new one at hand.
-      now.mockReturnValue(start + 201_000);
-      t.resetStatements();
-      const next = kidOf(await sign(t));
-      expect(next).not.toBe(first);
-      expect(t.statements.filter((sql) => /^select .* from "signing_keys"/i.test(sql))).toEqual([]);
-    } finally {
-      now.mockRestore();
-    }
-  });
+  // PGlite only: the read it prevents would hang there alone (the transaction holds its one
+  // connection), and only there does the database's now() follow the clock the test moves.
+  it.skipIf(Boolean(process.env.DATABASE_URL))(
+    "rotates in ready() a key due within seconds, so that the signature after it reads nothing",
+    async () => {
+      const t = await startTestApp({ env: { JWT_SIGNING_KEY_MAX_AGE: "200" } });
+      apps.push(t);
+      const first = kidOf(await sign(t));
+      const start = Date.now();
+      const now = vi.spyOn(Date, "now");
+      try {
+        // Five seconds before the key is due, ready() (before a transaction that signs) replaces it.
+        now.mockReturnValue(start + 195_000);
+        await t.app.deps.signer.ready();
+        // The signature, after the old key's due time, has the new one at hand.
+        now.mockReturnValue(start + 201_000);
+        t.resetStatements();
+        const next = kidOf(await sign(t));
+        expect(next).not.toBe(first);
+        expect(t.statements.filter((sql) => /^select .* from "signing_keys"/i.test(sql))).toEqual([]);
+      } finally {
+        now.mockRestore();
+      }
+    },
+  );
 
   it("signs with the algorithm JWT_SIGNING_ALG names (ES256)", async () => {
     const t = await startTestApp({ env: { JWT_SIGNING_ALG: "ES256" } });
