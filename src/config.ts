@@ -21,10 +21,10 @@ const milliseconds = (min: number) => z.coerce.number().int().min(min).max(MAX_T
 /** A duration in seconds, at most ten years (larger ones overflow the database's timestamps). */
 const seconds = (min: number) => z.coerce.number().int().min(min).max(MAX_DURATION_SECONDS);
 
-/** The key ids TOKEN_ENCRYPTION_KEYS lists, in order. */
 /** TOKEN_HASH_KEY's keys as the bytes they decode to (hex). */
 const hashKeyBytes = (value: string) =>
   value.split(",").map((hex) => Buffer.from(hex, "hex").toString("hex"));
+/** The key ids TOKEN_ENCRYPTION_KEYS lists, in order. */
 const keyIdsOf = (value: string | undefined) => (value ?? "").split(",").map((entry) => entry.split(":")[0]);
 
 const schema = z.object({

@@ -64,16 +64,9 @@ export async function loadServiceSecrets(
   if (previous) keys.set(GENERATED_KEY_ID, Buffer.from(previous, "hex"));
 
   const secrets: ServiceSecrets = {
-    tokenHashKeys: await hashKeys(
-      config.tokenHashKeys,
-      () => generatedKey("token_hash_key"),
-      () => generatedBefore("token_hash_key"),
-      () =>
-        log.warn(
-          { secret: "token_hash_key" },
-          "the token hash key generated before TOKEN_HASH_KEY was set still verifies the credentials it hashed: delete it (DATA_DIR/secrets.json, or the service_secrets row on PostgreSQL) once they have expired or been regenerated",
-        ),
-    ),
+    tokenHashKeys: config.tokenHashKeys
+      ? configuredHashKeys(config.tokenHashKeys, await generatedBefore("token_hash_key"), log)
+      : Object.freeze({ current: await generatedKey("token_hash_key"), previous: Object.freeze([]) }),
     encryption: Object.freeze({ current: ring[0]!, keys }),
   };
   if (generated.length > 0 && database.driver === "postgres") {
@@ -90,21 +83,20 @@ export async function loadServiceSecrets(
 /**
  * TOKEN_HASH_KEY's keys, the first current; a key generated before it was set comes last (with a
  * warning at every start, until it is deleted), so that the credentials it hashed keep working.
- * Without TOKEN_HASH_KEY, the generated key alone.
  */
-async function hashKeys(
-  configured: readonly string[] | undefined,
-  generate: () => Promise<Buffer>,
-  generatedBefore: () => Promise<string | undefined>,
-  onGeneratedKept: () => void,
-): Promise<HashKeys> {
-  if (!configured) return Object.freeze({ current: await generate(), previous: Object.freeze([]) });
+function configuredHashKeys(
+  configured: readonly string[],
+  generatedBefore: string | undefined,
+  log: Logger,
+): HashKeys {
   const [current, ...previous] = configured.map((hex) => Buffer.from(hex, "hex")) as [Buffer, ...Buffer[]];
-  const before = await generatedBefore();
-  const generated = before === undefined ? undefined : Buffer.from(before, "hex");
+  const generated = generatedBefore === undefined ? undefined : Buffer.from(generatedBefore, "hex");
   if (generated && !previous.concat(current).some((key) => key.equals(generated))) {
     previous.push(generated);
-    onGeneratedKept();
+    log.warn(
+      { secret: "token_hash_key" },
+      "the token hash key generated before TOKEN_HASH_KEY was set still verifies the credentials it hashed: delete it (DATA_DIR/secrets.json, or the service_secrets row on PostgreSQL) once they have expired or been regenerated",
+    );
   }
   return Object.freeze({ current, previous: Object.freeze(previous) });
 }

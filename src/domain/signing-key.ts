@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNotNull, isNull, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, or, sql } from "drizzle-orm";
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -293,17 +293,13 @@ export function createSigner(deps: SignerDeps): Signer {
       // Read fresh on every request: a token signed by any instance must find its key in the JWKS
       // any instance serves. Ensuring the active key first means the JWKS is never empty; an
       // instance that cannot sign (a key it cannot open) still publishes the fleet's keys.
-      await activeKey().catch((error: unknown) => {
-        if (!(error instanceof SigningKeyUnavailableError)) throw error;
-      });
+      await unlessRefused(activeKey());
       return { keys: (await loadVerificationKeys()).keys };
     },
 
     async ready() {
       // An instance that may not sign still issues opaque tokens: only signing fails (at once).
-      await activeKey(READY_MARGIN_MS).catch((error: unknown) => {
-        if (!(error instanceof SigningKeyUnavailableError)) throw error;
-      });
+      await unlessRefused(activeKey(READY_MARGIN_MS));
       // Outside any transaction: publication ends due after earlier signatures are stored.
       await settle();
     },
@@ -338,6 +334,15 @@ export class SigningKeyUnavailableError extends Error {
       `JWT signing key ${key.kid} is sealed under encryption key "${key.encryptionKeyId}", which this instance's TOKEN_ENCRYPTION_KEYS lacks`,
     );
     this.name = "SigningKeyUnavailableError";
+  }
+}
+
+/** Waits for `loading`, letting only a refusal to sign pass (SigningKeyUnavailableError). */
+async function unlessRefused(loading: Promise<unknown>): Promise<void> {
+  try {
+    await loading;
+  } catch (error) {
+    if (!(error instanceof SigningKeyUnavailableError)) throw error;
   }
 }
 

@@ -154,7 +154,8 @@ export async function revealTokens(
   const viewer = auth.viewer;
   const sealed = tokens.some((token) => token.tokenCiphertext !== null);
   if (!viewer || !sealed) return tokens.map(() => null);
-  const applicationIds = isAdmin(viewer)
+  const admin = isAdmin(viewer);
+  const applicationIds = admin
     ? []
     : [...new Set(tokens.flatMap((t) => (t.userId === null && t.applicationId ? [t.applicationId] : [])))];
   const owned = new Set(
@@ -169,7 +170,7 @@ export async function revealTokens(
   );
   return tokens.map((token) => {
     const entitled =
-      isAdmin(viewer) ||
+      admin ||
       token.userId === viewer.id ||
       (token.userId === null && token.applicationId !== null && owned.has(token.applicationId));
     return entitled ? revealStored(deps, token, `access-token:${token.id}`) : null;
